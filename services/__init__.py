@@ -1,0 +1,1 @@
+"""The two FastAPI services of the stack: the assistants state layer and the sovereign proxy."""

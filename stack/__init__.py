@@ -1,0 +1,1 @@
+"""The stack manager: reads stack.yaml, starts, supervises and stops the services."""
