@@ -1,0 +1,1 @@
+"""Scripted fake upstreams (OpenAI-compatible and Ollama-compatible) for tests and benchmarks."""

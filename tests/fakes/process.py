@@ -1,0 +1,130 @@
+"""Start a fake upstream as a real child process on a free port, and stop it again.
+
+The parent binds the listening socket (port 0) and hands its fd to the child, so there is
+no window between "this port is free" and "the child has taken it".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+__all__ = ["FakeUpstream", "bind_free_socket", "run_fake", "serve_app_main"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bind_free_socket(host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+class FakeUpstream:
+    """A running fake: its URLs, the requests it has seen, and how to stop it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, api_prefix: str) -> None:
+        self.proc = proc
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.base_url = self.url + api_prefix
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request received so far: method, path, authorization, body, completed."""
+        return httpx.get(f"{self.url}/_requests", timeout=5).json()
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests() if r["path"].endswith(("/chat/completions", "/chat"))]
+
+    def wait_for(self, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Poll /_requests until predicate(requests) holds; returns the last list seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.requests()
+            if predicate(seen) or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+@contextmanager
+def run_fake(module: str, script: Any, api_prefix: str) -> Iterator[FakeUpstream]:
+    """Run `python -m <module> --fd N --script FILE` until the block exits."""
+    sock = bind_free_socket()
+    port = sock.getsockname()[1]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(script, f)
+        script_path = f.name
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--fd", str(sock.fileno()), "--script", script_path],
+        cwd=ROOT,
+        env=env,
+        pass_fds=(sock.fileno(),),
+    )
+    sock.close()
+    fake = FakeUpstream(proc, port, api_prefix)
+    try:
+        _wait_healthy(fake)
+        yield fake
+    finally:
+        fake.stop()
+        os.unlink(script_path)
+
+
+def _wait_healthy(fake: FakeUpstream, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fake.proc.poll() is not None:
+            raise RuntimeError(f"fake upstream exited with {fake.proc.returncode}")
+        try:
+            if httpx.get(f"{fake.url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    fake.stop()
+    raise RuntimeError("fake upstream did not become healthy")
+
+
+def serve_app_main(build_app: Any, argv: list[str] | None = None) -> None:
+    """Entry point shared by the fakes: --fd (inherited socket) or --port, and --script."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fd", type=int)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--script", required=True)
+    args = parser.parse_args(argv)
+    script = json.loads(Path(args.script).read_text())
+    app = build_app(script)
+    kwargs: dict[str, Any] = {"fd": args.fd} if args.fd is not None else {"port": args.port}
+    config = uvicorn.Config(app, log_level="warning", access_log=False, **kwargs)
+    uvicorn.Server(config).run()
