@@ -1,0 +1,59 @@
+"""``python -m services.assistants``: serve the API with uvicorn, configured by the environment."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from .app import create_app
+from .config import ConfigError, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.assistants", description=__doc__)
+    parser.add_argument("--host", help="bind address (default: API_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: API_PORT or 8000)")
+    parser.add_argument("--fd", type=int, help="serve on this inherited, bound listening socket")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+        if args.host:
+            settings.api_host = args.host
+        if args.port is not None:
+            settings.api_port = args.port
+        settings.database()
+    except (ConfigError, ValidationError) as exc:
+        message = str(exc) if isinstance(exc, ConfigError) else _first_error(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings)
+    bind = (
+        {"fd": args.fd}
+        if args.fd is not None
+        else {"host": settings.api_host, "port": settings.api_port}
+    )
+    uvicorn.run(
+        app,
+        **bind,
+        log_level=settings.log_level.lower(),
+        access_log=settings.log_level == "DEBUG",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    name = ".".join(str(p) for p in err["loc"]).upper()
+    return f"{name}: {err['msg']} (got {err.get('input')!r})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP layer of the assistants service: dependencies and thin routes."""

@@ -1,0 +1,83 @@
+"""FastAPI dependencies: settings, database, the API key, schema readiness, list parameters."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Annotated, Literal
+
+from fastapi import Depends, Header, Query, Request
+
+from ..config import Settings
+from ..db import Database
+from ..errors import ServiceUnavailable, Unauthorized
+from ..pagination import PageParams
+
+SCHEMA_RECHECK_SECONDS = 2.0
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    supplied = x_api_key
+    if supplied is None and authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            supplied = token.strip()
+    if not supplied:
+        raise Unauthorized(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+            "or 'X-API-Key: <key>'.",
+            code="missing_api_key",
+        )
+    if not hmac.compare_digest(supplied.encode(), settings.api_key.encode()):
+        raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
+
+
+async def require_current_schema(request: Request) -> None:
+    """Refuse to serve while the database is behind the migration head (re-checked lazily)."""
+    state = request.app.state
+    if state.schema_ready:
+        return
+    if time.monotonic() - state.schema_checked_at >= SCHEMA_RECHECK_SECONDS:
+        await refresh_schema_state(request.app.state)
+    if not state.schema_ready:
+        raise ServiceUnavailable(state.schema_problem, code="database_not_migrated")
+
+
+async def refresh_schema_state(state: object) -> None:
+    db: Database = state.db  # type: ignore[attr-defined]
+    try:
+        migration = await db.migration_state()
+        ready, problem = migration.up_to_date, migration.problem()
+    except Exception as exc:  # any driver error means the same to a client: not ready
+        ready, problem = False, f"the database is unreachable: {exc.__class__.__name__}: {exc}"
+    state.schema_ready = ready  # type: ignore[attr-defined]
+    state.schema_problem = problem  # type: ignore[attr-defined]
+    state.schema_checked_at = time.monotonic()  # type: ignore[attr-defined]
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    after: Annotated[str | None, Query()] = None,
+    before: Annotated[str | None, Query()] = None,
+) -> PageParams:
+    return PageParams(limit=limit, order=order, after=after, before=before)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]

@@ -1,0 +1,57 @@
+"""/v1/threads/{thread_id}/messages routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from ...domain import messages as domain
+from ...domain.threads import require_thread
+from ...schemas.common import Deleted, ListResponse
+from ...schemas.threads import MessageCreate, MessageModify, MessageObject
+from ..deps import DatabaseDep, PageDep
+
+router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
+
+
+@router.post("", response_model=MessageObject)
+async def create_message(thread_id: str, body: MessageCreate, db: DatabaseDep) -> Any:
+    async with db.write() as session:
+        await require_thread(session, thread_id)
+        await domain.ensure_no_active_run(session, thread_id, "messages")
+        return domain.message_object(await domain.add_message(session, thread_id, body))
+
+
+@router.get("", response_model=ListResponse[MessageObject])
+async def list_messages(
+    thread_id: str,
+    db: DatabaseDep,
+    page: PageDep,
+    run_id: Annotated[str | None, Query()] = None,
+) -> Any:
+    async with db.read() as session:
+        await require_thread(session, thread_id)
+        return await domain.list_messages(session, thread_id, page, run_id)
+
+
+@router.get("/{message_id}", response_model=MessageObject)
+async def retrieve_message(thread_id: str, message_id: str, db: DatabaseDep) -> Any:
+    async with db.read() as session:
+        return domain.message_object(await domain.get_message(session, thread_id, message_id))
+
+
+@router.post("/{message_id}", response_model=MessageObject)
+async def modify_message(
+    thread_id: str, message_id: str, body: MessageModify, db: DatabaseDep
+) -> Any:
+    async with db.write() as session:
+        row = await domain.modify_message(session, thread_id, message_id, body)
+        return domain.message_object(row)
+
+
+@router.delete("/{message_id}", response_model=Deleted)
+async def delete_message(thread_id: str, message_id: str, db: DatabaseDep) -> Any:
+    async with db.write() as session:
+        await domain.delete_message(session, thread_id, message_id)
+    return Deleted(id=message_id, object="thread.message.deleted")

@@ -1,0 +1,75 @@
+"""The assistants FastAPI application, built from one Settings object by ``create_app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import Depends, FastAPI
+
+from . import __version__
+from .api.deps import refresh_schema_state, require_api_key, require_current_schema
+from .api.routes import assistants, messages, threads
+from .config import Settings
+from .db import Database
+from .errors import install_error_handlers
+from .health import router as health_router
+
+log = logging.getLogger("services.assistants")
+
+# Background workers (the run executor) register here: each gets the app at start-up and
+# returns an async stop function called at shutdown.
+Worker = Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]]
+WORKERS: list[Worker] = []
+
+
+def upstream_client(settings: Settings) -> httpx.AsyncClient:
+    headers = {}
+    if settings.sovereign_api_key:
+        headers["Authorization"] = f"Bearer {settings.sovereign_api_key}"
+    return httpx.AsyncClient(
+        base_url=settings.inference_base_url,
+        headers=headers,
+        timeout=httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=30.0),
+        limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    database = Database(settings.database())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.http = upstream_client(settings)
+        await refresh_schema_state(app.state)
+        if not app.state.schema_ready:
+            log.error("not serving the API: %s", app.state.schema_problem)
+        stops = [await worker(app) for worker in WORKERS]
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                await stop()
+            await app.state.http.aclose()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Sovereign Assistants",
+        version=__version__,
+        description="A self-hosted OpenAI Assistants API v2.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.schema_ready = False
+    app.state.schema_problem = "the database has not been checked yet"
+    app.state.schema_checked_at = float("-inf")
+    install_error_handlers(app)
+    guarded = [Depends(require_api_key), Depends(require_current_schema)]
+    for module in (assistants, threads, messages):
+        app.include_router(module.router, prefix="/v1", dependencies=guarded)
+    app.include_router(health_router)
+    return app

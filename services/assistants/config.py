@@ -1,0 +1,78 @@
+"""The assistants service's one Settings object, read from the environment users already have."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATABASE_URL = "sqlite:///data/sovereign_assistant.db"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; its message is one line a user can act on."""
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment, with the documented defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_key: str = "test-key"
+    database_url: str = DEFAULT_DATABASE_URL
+    sovereign_playground_url: str = "http://localhost:8080"
+    sovereign_api_key: str | None = None
+    use_mock_inference: bool = False
+    log_level: str = "INFO"
+    # How long a run may wait in requires_action (and how long one may run) before it expires.
+    run_expiry_seconds: int = Field(default=600, ge=1)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
+
+    def database(self) -> URL:
+        """DATABASE_URL as a SQLAlchemy URL, relative SQLite paths resolved against the project."""
+        return resolve_database_url(self.database_url)
+
+    @property
+    def inference_base_url(self) -> str:
+        """The upstream's OpenAI base URL, ending in /v1 whether or not the setting did."""
+        base = self.sovereign_playground_url.rstrip("/")
+        return base if base.endswith("/v1") else f"{base}/v1"
+
+
+def resolve_database_url(raw: str) -> URL:
+    """Parse a database URL; relative SQLite files live under the project root, never the cwd."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"DATABASE_URL {raw!r} is not a database URL "
+            "(expected e.g. sqlite:///data/sovereign_assistant.db or "
+            "postgresql://user@host:5432/db)"
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise ConfigError(
+                f"DATABASE_URL {raw!r} names no SQLite file; an in-memory database would lose "
+                "everything on restart (use e.g. sqlite:///data/sovereign_assistant.db)"
+            )
+        path = Path(database)
+        if not path.is_absolute():
+            path = PROJECT_ROOT / path
+        return url.set(drivername="sqlite", database=str(path))
+    if backend == "postgresql":
+        return url.set(drivername="postgresql+psycopg")
+    raise ConfigError(
+        f"DATABASE_URL {raw!r} uses {backend!r}; the supported databases are sqlite and postgresql"
+    )

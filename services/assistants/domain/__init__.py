@@ -1,0 +1,1 @@
+"""The assistants service's domain layer: what the routes call, free of HTTP."""

@@ -1,0 +1,133 @@
+"""Messages: create (refused while a run is active), read, modify, delete, list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..clock import now
+from ..errors import InvalidRequest, not_found
+from ..ids import new_id
+from ..pagination import PageParams, fetch_page
+from ..schemas.threads import MessageCreate, MessageModify, TextPart
+from ..tables import Message, Run
+
+ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+
+
+def message_object(row: Message) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "thread.message",
+        "created_at": row.created_at,
+        "thread_id": row.thread_id,
+        "status": row.status,
+        "incomplete_details": row.incomplete_details,
+        "completed_at": row.completed_at,
+        "incomplete_at": row.incomplete_at,
+        "role": row.role,
+        "content": row.content or [],
+        "assistant_id": row.assistant_id,
+        "run_id": row.run_id,
+        "attachments": row.attachments,
+        "metadata": row.metadata_ or {},
+    }
+
+
+def text_content(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"value": value, "annotations": []}}
+
+
+def stored_content(content: str | list[Any]) -> list[dict[str, Any]]:
+    """Request content (a string or parts) as OpenAI returns it: text parts gain annotations."""
+    if isinstance(content, str):
+        return [text_content(content)]
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            parts.append(text_content(part.text))
+        else:
+            parts.append(part.model_dump(mode="json", exclude_none=True))
+    return parts
+
+
+async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
+    return await session.scalar(
+        select(Run.id).where(Run.thread_id == thread_id, Run.status.in_(ACTIVE_RUN_STATUSES))
+    )
+
+
+async def ensure_no_active_run(session: AsyncSession, thread_id: str, what: str) -> None:
+    run_id = await active_run_id(session, thread_id)
+    if run_id is not None:
+        raise InvalidRequest(f"Can't add {what} to {thread_id} while a run {run_id} is active.")
+
+
+async def add_message(
+    session: AsyncSession,
+    thread_id: str,
+    body: MessageCreate,
+    *,
+    run_id: str | None = None,
+    assistant_id: str | None = None,
+) -> Message:
+    """Insert a completed message; callers check the thread exists and no run is active."""
+    created = now()
+    row = Message(
+        id=new_id("msg_"),
+        thread_id=thread_id,
+        created_at=created,
+        role=body.role,
+        content=stored_content(body.content),
+        status="completed",
+        completed_at=created,
+        assistant_id=assistant_id,
+        run_id=run_id,
+        attachments=(
+            [a.model_dump(mode="json", exclude_none=True) for a in body.attachments]
+            if body.attachments
+            else []
+        ),
+        metadata_=body.metadata or {},
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_message(session: AsyncSession, thread_id: str, message_id: str) -> Message:
+    row = await session.scalar(
+        select(Message).where(Message.id == message_id, Message.thread_id == thread_id)
+    )
+    if row is None:
+        raise not_found("message", message_id, "message_id")
+    return row
+
+
+async def modify_message(
+    session: AsyncSession, thread_id: str, message_id: str, body: MessageModify
+) -> Message:
+    row = await get_message(session, thread_id, message_id)
+    if "metadata" in body.model_fields_set:
+        row.metadata_ = body.metadata or {}
+    await session.flush()
+    return row
+
+
+async def delete_message(session: AsyncSession, thread_id: str, message_id: str) -> None:
+    result = await session.execute(
+        delete(Message).where(Message.id == message_id, Message.thread_id == thread_id)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise not_found("message", message_id, "message_id")
+
+
+async def list_messages(
+    session: AsyncSession, thread_id: str, params: PageParams, run_id: str | None = None
+) -> dict[str, Any]:
+    scope = [Message.thread_id == thread_id]
+    if run_id is not None:
+        scope.append(Message.run_id == run_id)
+    return await fetch_page(session, Message, params, scope, message_object)

@@ -1,0 +1,142 @@
+"""OpenAI-shaped errors: one exception type per HTTP status, rendered as ``{"error": {...}}``.
+
+APIError
+├── InvalidRequest      400 invalid_request_error
+├── Unauthorized        401 authentication_error (type invalid_request_error, as OpenAI)
+├── NotFound            404 invalid_request_error
+├── Conflict            409 invalid_request_error
+├── UpstreamError       502 / 504 server_error
+└── ServiceUnavailable  503 server_error
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    status_code = 500
+    error_type = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.error_type, self.param, self.code)
+
+
+class InvalidRequest(APIError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class Unauthorized(APIError):
+    status_code = 401
+    error_type = "invalid_request_error"
+
+
+class NotFound(APIError):
+    status_code = 404
+    error_type = "invalid_request_error"
+
+
+class Conflict(APIError):
+    status_code = 409
+    error_type = "invalid_request_error"
+
+
+class UpstreamError(APIError):
+    status_code = 502
+    error_type = "server_error"
+
+
+class ServiceUnavailable(APIError):
+    status_code = 503
+    error_type = "server_error"
+
+
+def not_found(kind: str, object_id: str, param: str | None = None) -> NotFound:
+    return NotFound(f"No {kind} found with id '{object_id}'.", param=param, code="not_found")
+
+
+def error_body(
+    message: str, error_type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def _param_of(loc: tuple[Any, ...]) -> str | None:
+    # ("body", "messages", 0, "content") -> "messages[0].content"; the "body"/"query" root goes.
+    parts = [p for p in loc[1:] if not (isinstance(p, str) and p.startswith("function-after"))]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        elif part in {"str", "list[...]"} or "[" in str(part) or part.startswith("tagged-union"):
+            continue
+        else:
+            name += f".{part}" if name else str(part)
+    return name or None
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "Invalid request."}
+    loc = tuple(first.get("loc", ()))
+    param = _param_of(loc)
+    if first.get("type") == "json_invalid":
+        message = "We could not parse the JSON body of your request."
+        param = None
+    elif first.get("type") == "missing" and len(loc) <= 1:
+        message = "The request body is required."
+    elif first.get("type") == "extra_forbidden":
+        message = f"Unrecognized request argument supplied: {param}"
+    else:
+        message = f"Invalid '{param}': {first.get('msg', 'invalid value')}."
+        if first.get("type") == "missing":
+            message = f"Missing required parameter: '{param}'."
+    return JSONResponse(error_body(message, "invalid_request_error", param, None), status_code=400)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = "Invalid URL: no such endpoint."
+    elif exc.status_code == 405:
+        message = "Method not allowed for this endpoint."
+    else:
+        message = str(exc.detail)
+    kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
+    return JSONResponse(error_body(message, kind), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(
+        error_body("The server had an error while processing your request.", "server_error"),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

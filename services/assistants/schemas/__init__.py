@@ -1,0 +1,1 @@
+"""OpenAI object shapes (requests and responses) as pydantic models, in one place."""

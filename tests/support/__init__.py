@@ -1,0 +1,1 @@
+"""Helpers the test suites share: free ports, real service processes, fresh databases."""
