@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,28 @@ class UpstreamError(APIError):
 class ServiceUnavailable(APIError):
     status_code = 503
     error_type = "server_error"
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every failure, as OpenAI sends it."""
+
+    error: ErrorDetail
+
+
+# What /openapi.json lists for every /v1 operation (FastAPI's default 422 is never sent).
+ERROR_STATUSES = {
+    "400": "Invalid request: the message names the parameter in `param`.",
+    "401": "Missing or wrong API key.",
+    "404": "No such object.",
+    "503": "The database is unreachable or behind the migration head.",
+}
 
 
 def not_found(kind: str, object_id: str, param: str | None = None) -> NotFound:
@@ -135,7 +158,42 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _document_errors(app: FastAPI) -> None:
+    """Make /openapi.json tell the truth about failures: OpenAI's shape, never a 422."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = default_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(error_schema.pop("$defs", {}))
+        components["ErrorResponse"] = error_schema
+        ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        for path, item in schema.get("paths", {}).items():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                if path.startswith("/v1/"):
+                    for status, description in ERROR_STATUSES.items():
+                        responses.setdefault(
+                            status,
+                            {
+                                "description": description,
+                                "content": {"application/json": {"schema": ref}},
+                            },
+                        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    _document_errors(app)
     app.add_exception_handler(APIError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from . import __version__
 from .api.deps import refresh_schema_state
@@ -16,6 +17,26 @@ from .api.deps import refresh_schema_state
 router = APIRouter(tags=["health"])
 
 UPSTREAM_PROBE_TIMEOUT = 2.0
+
+
+class HealthCheck(BaseModel):
+    status: Literal["ok", "error", "mock", "unreachable"]
+    latency_ms: float | None = None
+    dialect: str | None = None
+    url: str | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
+class HealthBody(BaseModel):
+    """GET /health's answer; 503 carries the same body with status "unavailable"."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+    service: Literal["assistants"]
+    version: str
+    timestamp: str
+    inference: Literal["mock", "upstream"]
+    checks: dict[str, HealthCheck]
 
 
 async def database_check(request: Request) -> dict[str, Any]:
@@ -58,7 +79,11 @@ async def upstream_check(request: Request) -> dict[str, Any]:
     return check
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=HealthBody,
+    responses={503: {"model": HealthBody, "description": "The database is not usable."}},
+)
 async def health(request: Request) -> JSONResponse:
     database = await database_check(request)
     upstream = await upstream_check(request)
