@@ -1,0 +1,270 @@
+"""The `stack` commands as plain functions: each returns an exit code, raises StackError for a
+one-line domain error, and prints through rich."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from filelock import FileLock, Timeout
+from rich.console import Console
+
+from stack import procs
+from stack.config import StackConfig, load
+from stack.interpolate import InterpolationError
+from stack.logs import follow, merged_tail
+from stack.plan import make_plan
+from stack.ports import PortsExhausted
+from stack.render import UpRenderer, line_printer, port_text, status_table
+from stack.runner import Emit, LinePrinter, Runner
+from stack.state import StackPaths, live_status
+
+__all__ = ["StackError", "config", "down", "logs", "restart", "status", "up"]
+
+# a table for a pipe or a log file should not be squeezed to 80 columns
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+class StackError(Exception):
+    """A domain error: one readable line, and the exit code to leave with."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- up ----------------------------------------------------------------------------------------
+async def _supervise_async(
+    cfg: StackConfig, paths: StackPaths, emit: Emit, printer: LinePrinter | None, wd: procs.Watchdog
+) -> int:
+    try:
+        plan = await make_plan(cfg)
+    except (PortsExhausted, InterpolationError, OSError) as exc:
+        emit({"t": "error", "text": str(exc)})
+        return 1
+    for name, p in plan.ports.items():
+        if p.adopted:
+            emit(
+                {
+                    "t": "note",
+                    "text": f"{name}: something healthy already answers on port {p.port}; adopted",
+                }
+            )
+        elif p.moved:
+            emit({"t": "note", "text": f"{name}: port {p.asked} is taken; using {p.port}"})
+    for choice in plan.choices.values():
+        emit({"t": "note", "text": choice.note})
+    runner = Runner(cfg, plan, paths, emit, printer, wd)
+    failure = await runner.run()
+    return 1 if failure else 0
+
+
+def supervise(
+    cfg: StackConfig, paths: StackPaths, emit: Emit, printer: LinePrinter | None = None
+) -> int:
+    """Run the supervisor in this process until the stack is down; one per stack file."""
+    lock = FileLock(str(paths.lock), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        emit({"t": "running", "status": live_status(paths) or {}})
+        return 0
+    watchdog = procs.Watchdog()  # forked now, before the event loop starts any thread
+    try:
+        return asyncio.run(_supervise_async(cfg, paths, emit, printer, watchdog))
+    finally:
+        watchdog.close()
+        lock.release()
+
+
+class _PipeEmit:
+    """Reports to the waiting `stack up` over a pipe until it has its answer, then stops."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def __call__(self, msg: dict[str, Any]) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.write(self.fd, json.dumps(msg).encode() + b"\n")
+        except OSError:
+            msg = {"t": "ready"}  # the reader is gone; nothing more to say
+        if msg["t"] in ("ready", "failed", "running", "error"):
+            os.close(self.fd)
+            self.fd = None
+
+
+def up(file: Path, foreground: bool = False) -> int:
+    cfg = load(file)
+    paths = StackPaths.for_stack(cfg.path)
+    paths.ensure()
+    render = UpRenderer(console)
+    if foreground:
+        code = supervise(cfg, paths, render, line_printer())
+        return _conclude(render, paths, code)
+    pid, fd = procs.daemonize(str(paths.supervisor_log))
+    if pid == 0:  # the detached supervisor
+        code = 1
+        try:
+            code = supervise(cfg, paths, _PipeEmit(fd))
+        finally:
+            os._exit(code)
+    with os.fdopen(fd, "rb") as reports:
+        for raw in reports:
+            render(json.loads(raw))
+            if render.result is not None and render.result["t"] != "failed":
+                break
+    with contextlib.suppress(ChildProcessError):
+        if render.result is None or render.result["t"] in ("failed", "error", "running"):
+            os.waitpid(pid, 0)  # it has finished (or is about to): do not leave a zombie
+    return _conclude(render, paths, None)
+
+
+def _conclude(render: UpRenderer, paths: StackPaths, code: int | None) -> int:
+    res = render.result
+    if res is None:
+        if code is not None:
+            return code
+        raise StackError(f"the supervisor exited without a report; see {paths.supervisor_log}")
+    if res["t"] == "failed":
+        render.failure(res)
+        return 1
+    if res["t"] == "error":
+        raise StackError(res["text"])
+    if res["t"] == "running":
+        status = res.get("status") or {}
+        console.print(f"stack already running (supervisor pid {status.get('supervisor_pid')})")
+        console.print(status_table(status))
+        return 0
+    if code is None:
+        console.print(status_table(live_status(paths) or res["status"]))
+    return code or 0
+
+
+# -- down, restart, status ---------------------------------------------------------------------
+def _control(paths: StackPaths, request: dict[str, Any]) -> dict[str, Any]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5.0)
+        sock.connect(str(paths.control))
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        return json.loads(sock.makefile().readline() or "{}")
+
+
+def _running(file: Path) -> tuple[StackPaths, dict[str, Any] | None]:
+    paths = StackPaths.for_stack(file)
+    status = live_status(paths)
+    return paths, status if status and status.get("supervisor_alive") else None
+
+
+def down(file: Path, timeout: float = 120.0) -> int:
+    paths, status = _running(file)
+    if status is None:
+        _sweep(paths)
+        console.print("no stack running")
+        return 0
+    pid = int(status["supervisor_pid"])
+    try:
+        _control(paths, {"cmd": "down"})
+    except OSError:
+        os.kill(pid, signal.SIGTERM)  # same request by the other door
+    deadline = time.monotonic() + timeout
+    while procs.pid_alive(pid):
+        if time.monotonic() > deadline:
+            raise StackError(f"the supervisor (pid {pid}) did not stop within {timeout:g}s")
+        time.sleep(0.05)
+    final = live_status(paths) or {}
+    console.print(f"stopped {len(final.get('services', {}))} services")
+    return 0
+
+
+def _sweep(paths: StackPaths) -> None:
+    """After a supervisor died: make sure nothing recorded in the state file still runs."""
+    data = live_status(paths) or {}
+    for svc in data.get("services", {}).values():
+        pid = svc.get("pid")
+        if pid and procs.group_alive(pid):
+            procs.signal_group(pid, signal.SIGKILL)
+
+
+def restart(file: Path, service: str, timeout: float = 120.0) -> int:
+    paths, status = _running(file)
+    if status is None:
+        raise StackError("no stack running")
+    if service not in status["services"]:
+        raise StackError(f"unknown service {service!r} (have: {', '.join(status['services'])})")
+    before = status["services"][service].get("started_at")
+    reply = _control(paths, {"cmd": "restart", "service": service})
+    if not reply.get("ok"):
+        raise StackError(reply.get("error", "restart refused"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        svc = (live_status(paths) or {}).get("services", {}).get(service, {})
+        if svc.get("state") in ("healthy", "running") and svc.get("started_at") != before:
+            console.print(f"{service} restarted (pid {svc.get('pid')})")
+            return 0
+        if svc.get("state") == "failed":
+            raise StackError(f"{service} failed: {svc.get('reason')}")
+        time.sleep(0.1)
+    raise StackError(f"{service} not back within {timeout:g}s")
+
+
+def status(file: Path, as_json: bool = False) -> int:
+    paths = StackPaths.for_stack(file)
+    data = live_status(paths) or {"phase": "not running", "services": {}}
+    if as_json:
+        print(json.dumps(data, indent=2))
+    elif not data["services"]:
+        console.print("no stack has run here")
+    else:
+        for note in data.get("notes", []):
+            console.print(f"• {note}")
+        console.print(status_table(data))
+    return 0
+
+
+# -- logs, config ------------------------------------------------------------------------------
+def logs(file: Path, service: str | None, lines: int, follow_: bool) -> int:
+    paths = StackPaths.for_stack(file)
+    names = sorted(p.name.removesuffix(".log") for p in paths.logs.glob("*.log"))
+    if service is not None:
+        if service not in names:
+            raise StackError(f"no logs for {service!r} (have: {', '.join(names) or 'none'})")
+        names = [service]
+    files = {n: paths.log(n) for n in names}
+    width = max((len(n) for n in names), default=0)
+    prefix = (lambda n: f"{n.ljust(width)} | ") if len(names) > 1 else (lambda n: "")
+    for name, line in merged_tail(files, lines)[-lines:]:
+        print(prefix(name) + line)
+    if follow_:
+        with contextlib.suppress(KeyboardInterrupt):
+            for name, line in follow(files):
+                print(prefix(name) + line, flush=True)
+    return 0
+
+
+def config(file: Path) -> int:
+    cfg = load(file)
+    plan = asyncio.run(make_plan(cfg))
+    plan.close_sockets()
+    for note in [c.note for c in plan.choices.values()]:
+        print(f"# {note}")
+    for name, p in plan.ports.items():
+        if p.adopted or p.moved:
+            info = {"port": p.port, "asked_port": p.asked, "adopted": p.adopted, "moved": p.moved}
+            print(f"# {name}: {port_text(info)}")
+    out = {
+        n: s.model_dump(exclude_defaults=True, exclude={"name", "when", "note"})
+        for n, s in plan.services.items()
+    }
+    print(yaml.safe_dump({"services": out}, sort_keys=False, allow_unicode=True), end="")
+    return 0

@@ -1,0 +1,108 @@
+"""Port resolution before anything starts: keep the asked port, adopt what answers on it, or
+move to the next free one. Sockets for services that take an fd are bound here and kept."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+__all__ = ["PortPlan", "PortsExhausted", "bind_listener", "port_is_free", "resolve_ports"]
+
+SEARCH_SPAN = 100  # how far past the asked port we look before giving up
+
+
+class PortsExhausted(Exception):
+    """No free port in the search span."""
+
+
+@dataclass
+class PortPlan:
+    asked: int
+    port: int
+    adopted: bool = False
+    sock: socket.socket | None = field(default=None, repr=False)
+
+    @property
+    def moved(self) -> bool:
+        return self.port != self.asked
+
+
+def bind_listener(host: str, port: int) -> socket.socket | None:
+    """A listening, inheritable socket on host:port, or None when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # REUSEADDR so that a port left in TIME_WAIT by a previous run counts as free (as uvicorn does)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            return None
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def port_is_free(host: str, port: int) -> bool:
+    sock = bind_listener(host, port)
+    if sock is None:
+        return False
+    sock.close()
+    return True
+
+
+@dataclass(frozen=True)
+class PortRequest:
+    name: str
+    host: str
+    port: int
+    adopt: bool  # allowed to adopt what answers on the port
+    keep_socket: bool  # the service takes an fd: bind now, pass it on
+
+
+async def resolve_ports(
+    requests: list[PortRequest],
+    answers: Callable[[str, int], Awaitable[bool]],
+    bind: Callable[[str, int], socket.socket | None] = bind_listener,
+) -> dict[str, PortPlan]:
+    """Decide each service's port in order; no two services of the stack get the same one.
+
+    A service that may adopt and whose asked port answers its probe is adopted (nothing is
+    started for it); otherwise the first port from the asked one on that can be bound is used.
+    """
+    plans: dict[str, PortPlan] = {}
+    taken: set[int] = set()
+    try:
+        for req in requests:
+            sock = bind(req.host, req.port) if req.port not in taken else None
+            adoptable = sock is None and req.port not in taken and req.adopt
+            if adoptable and await answers(req.name, req.port):
+                plans[req.name] = PortPlan(req.port, req.port, adopted=True)
+                taken.add(req.port)
+                continue
+            port = req.port
+            while sock is None:
+                port += 1
+                if port > min(req.port + SEARCH_SPAN, 65535):
+                    raise PortsExhausted(
+                        f"{req.name}: no free port in {req.port}..{port - 1} on {req.host}"
+                    )
+                if port not in taken:
+                    sock = bind(req.host, port)
+            if not req.keep_socket:
+                # the service binds it itself; the window between here and its bind is the
+                # race that `socket: inherit` avoids
+                sock.close()
+                sock = None
+            plans[req.name] = PortPlan(req.port, port, sock=sock)
+            taken.add(port)
+    except BaseException:
+        for plan in plans.values():
+            if plan.sock:
+                plan.sock.close()
+        raise
+    return plans

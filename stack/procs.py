@@ -1,0 +1,201 @@
+"""Everything OS-specific about processes: spawning into a new process group that dies with
+the supervisor, signalling groups, the orphan watchdog, daemonizing. A Windows port
+(job objects, CTRL_BREAK_EVENT, spawn instead of fork) is a change in this module only.
+
+How children never outlive the stack, even after `kill -9` of the supervisor:
+  1. each service runs in its own session/process group, so a signal reaches its children;
+  2. the direct child gets PR_SET_PDEATHSIG(SIGKILL) (Linux), so it dies with the supervisor;
+  3. a small watchdog process, forked before anything starts, holds the read end of a pipe on
+     which the supervisor announces each process group; when the pipe closes without a
+     goodbye (the supervisor died), it sends TERM then KILL to every group still announced,
+     which reaches the grandchildren that (2) does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+import psutil
+
+__all__ = [
+    "Watchdog",
+    "daemonize",
+    "group_alive",
+    "kill_tree",
+    "pid_alive",
+    "signal_group",
+    "spawn",
+]
+
+_PR_SET_PDEATHSIG = 1
+_libc = (
+    ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    if sys.platform.startswith("linux")
+    else None
+)
+
+
+def _child_setup(parent: int) -> None:
+    """Runs in the child between fork and exec: die with the supervisor."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        # the supervisor died before prctl took effect; nobody would ever stop us
+        os._exit(70)
+
+
+async def spawn(
+    argv: Sequence[str], cwd: str, env: dict[str, str], pass_fds: Sequence[int] = ()
+) -> asyncio.subprocess.Process:
+    """Start argv in a new session with stdout+stderr on one pipe."""
+    parent = os.getpid()
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: _child_setup(parent),
+        pass_fds=tuple(pass_fds),
+    )
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send sig to a process group; False when the group is gone."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in the group."""
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error, OSError):
+            continue
+    return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def descendants(pid: int) -> list[int]:
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def kill_tree(pids: Sequence[int], sig: int = signal.SIGKILL) -> None:
+    """Signal processes that left their group (setsid'd grandchildren) by pid."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+class Watchdog:
+    """The orphan watchdog (see the module docstring). Fork it before any thread starts."""
+
+    def __init__(self, grace: float = 2.0) -> None:
+        read_fd, self._fd = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - runs in the forked watchdog
+            os.close(self._fd)
+            _watch(read_fd, grace)
+        os.close(read_fd)
+
+    def _send(self, line: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._fd, line.encode())
+
+    def track(self, pgid: int) -> None:
+        self._send(f"+{pgid}\n")
+
+    def untrack(self, pgid: int) -> None:
+        self._send(f"-{pgid}\n")
+
+    def close(self) -> None:
+        """Normal shutdown: say goodbye so the watchdog exits without killing anything."""
+        self._send("bye\n")
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _watch(read_fd: int, grace: float) -> None:  # pragma: no cover - forked process
+    os.setsid()  # out of the terminal's group: Ctrl-C is for the supervisor to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # keep no inherited fds (the lock, listening sockets): they must close with the supervisor
+    os.closerange(3, read_fd)
+    os.closerange(read_fd + 1, 65536)
+    groups: set[int] = set()
+    buf = b""
+    while True:
+        try:
+            chunk = os.read(read_fd, 4096)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line == b"bye":
+                os._exit(0)
+            if line[:1] == b"+":
+                groups.add(int(line[1:]))
+            elif line[:1] == b"-":
+                groups.discard(int(line[1:]))
+    for pgid in groups:
+        signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while groups and time.monotonic() < deadline:
+        groups = {g for g in groups if signal_group(g, 0)}
+        time.sleep(0.05)
+    for pgid in groups:
+        signal_group(pgid, signal.SIGKILL)
+    os._exit(0)
+
+
+def daemonize(log_path: str) -> tuple[int, int]:
+    """Fork a detached supervisor. Returns (pid, fd): in the parent the child's pid and the read
+    end of its report pipe; in the child (0, write end), detached from the terminal."""
+    sys.stdout.flush()  # or the child would print the parent's buffered output again
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        return pid, read_fd
+    os.close(read_fd)
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(devnull)
+    os.close(log)
+    return 0, write_fd

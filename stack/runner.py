@@ -1,0 +1,304 @@
+"""The supervisor at run time: the asyncio side of `Effects` (real processes, probes, tasks,
+timers), the one consumer loop, the control socket and the state file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from stack import procs
+from stack.config import StackConfig
+from stack.events import (
+    Event,
+    Exited,
+    ProbeDone,
+    RestartRequested,
+    Spawned,
+    SpawnFailed,
+    StopRequested,
+    TaskDone,
+)
+from stack.health import ProbeTarget, check
+from stack.logs import LogWriter, tail
+from stack.plan import Plan
+from stack.state import StackPaths, write_state
+from stack.supervisor import Failure, Supervisor
+from stack.tasks import run_task
+
+__all__ = ["Runner"]
+
+Emit = Callable[[dict[str, Any]], None]
+LinePrinter = Callable[[str, str], None]
+LOG_TAIL = 20
+
+
+class Runner:
+    """Implements `Effects` with asyncio; `run()` drives the Supervisor until it is done."""
+
+    def __init__(
+        self,
+        cfg: StackConfig,
+        plan: Plan,
+        paths: StackPaths,
+        emit: Emit,
+        printer: LinePrinter | None = None,
+        watchdog: procs.Watchdog | None = None,
+    ) -> None:
+        self.cfg, self.plan, self.paths, self.emit = cfg, plan, paths, emit
+        self.printer, self.watchdog = printer, watchdog
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.sup = Supervisor(plan.services, self, self.loop.time, plan.adopted)
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.jobs: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
+        self.background: set[asyncio.Task[Any]] = set()
+        self.logs = {n: LogWriter(paths.log(n)) for n in plan.services}
+        self.started_wall = time.time()
+        self.notes = [c.note for c in plan.choices.values()]
+        self._flush_pending = False
+        self._interrupts = 0
+
+    # -- Effects -------------------------------------------------------------------------------
+    def spawn(self, name: str, gen: int) -> None:
+        self._background(self._spawn(name, gen))
+
+    def signal(self, name: str, sig: int) -> None:
+        proc = self.procs.get(name)
+        if proc is not None:
+            procs.signal_group(proc.pid, sig)
+
+    def probe(self, name: str, gen: int) -> None:
+        async def job() -> None:
+            ok, detail = await check(self._target(name))
+            self.queue.put_nowait(ProbeDone(name, gen, ok, detail))
+
+        self._job(name, job())
+
+    def run_task(self, name: str, gen: int, phase: str, index: int) -> None:
+        svc = self.plan.services[name]
+        task = (svc.pre_start if phase == "pre_start" else svc.post_healthy)[index]
+
+        def on_line(line: str) -> None:
+            self._line(name, f"[{task.label}] {line}")
+
+        def on_progress(status: str, done: int, total: int) -> None:
+            self.emit(
+                {
+                    "t": "progress",
+                    "service": name,
+                    "status": status,
+                    "completed": done,
+                    "total": total,
+                }
+            )
+
+        async def job() -> None:
+            self._line(name, f"[{task.label}] starting")
+            ok, detail = await run_task(
+                task, self._cwd(name), self._env(name), on_line, on_progress, self._track
+            )
+            self._line(name, f"[{task.label}] {'done' if ok else 'failed'}: {detail}")
+            self.queue.put_nowait(TaskDone(name, gen, phase, index, ok, detail))  # type: ignore[arg-type]
+
+        self._job(name, job())
+
+    def cancel(self, name: str) -> None:
+        for job in self.jobs.pop(name, set()):
+            job.cancel()
+
+    def call_at(self, when: float, event: Event) -> None:
+        self.loop.call_at(when, self.queue.put_nowait, event)
+
+    def changed(self, name: str) -> None:
+        s = self.sup.svcs[name]
+        self.emit({"t": "state", "service": name, "state": s.state, "reason": s.reason})
+        if not self._flush_pending:  # one state-file write per burst of changes
+            self._flush_pending = True
+            self.loop.call_soon(self.flush)
+
+    def up_ready(self) -> None:
+        self.flush()
+        self.emit({"t": "ready", "status": self.snapshot()})
+
+    def finished(self, failure: Failure | None) -> None:
+        if failure is not None:
+            skipped = [s.name for s in self.sup.svcs.values() if s.state == "skipped"]
+            log = tail(self.paths.log(failure.name), LOG_TAIL)
+            self.emit(
+                {
+                    "t": "failed",
+                    "service": failure.name,
+                    "why": failure.why,
+                    "log": log,
+                    "skipped": skipped,
+                }
+            )
+
+    # -- processes -----------------------------------------------------------------------------
+    async def _spawn(self, name: str, gen: int) -> None:
+        svc = self.plan.services[name]
+        port = self.plan.ports.get(name)
+        fds = [port.sock.fileno()] if port and port.sock else []
+        try:
+            proc = await procs.spawn(
+                shlex.split(svc.command or ""), self._cwd(name), self._env(name), fds
+            )
+        except (OSError, ValueError) as exc:
+            self._line(name, f"[stack] cannot start `{svc.command}`: {exc}")
+            self.queue.put_nowait(SpawnFailed(name, gen, f"`{svc.command}`: {exc}"))
+            return
+        self.procs[name] = proc
+        self._track(proc.pid)
+        self._line(name, f"[stack] started pid {proc.pid}: {svc.command}")
+        self.queue.put_nowait(Spawned(name, gen, proc.pid))
+        pump = asyncio.ensure_future(self._pump(name, proc))
+        code = await proc.wait()
+        # whatever the service left in its group goes with it; then the pipe reaches EOF
+        procs.signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), 2.0)
+        pump.cancel()
+        if self.watchdog:
+            self.watchdog.untrack(proc.pid)
+        self.procs.pop(name, None)
+        self._line(name, f"[stack] pid {proc.pid} exited with code {code}")
+        self.queue.put_nowait(Exited(name, gen, code))
+
+    async def _pump(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while True:
+            try:
+                raw = await proc.stdout.readline()
+            except ValueError:  # a line longer than the stream limit: take it in pieces
+                raw = await proc.stdout.read(65536)
+            if not raw:
+                return
+            self._line(name, raw.decode(errors="replace").rstrip("\n"))
+
+    def _line(self, name: str, line: str) -> None:
+        self.logs[name].write(line)
+        if self.printer is not None:
+            self.printer(name, line)
+
+    def _track(self, pid: int) -> None:
+        if self.watchdog:
+            self.watchdog.track(pid)  # pid == pgid: every child leads its own session
+
+    def _job(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self.jobs[name].add(task)
+        task.add_done_callback(lambda t: self.jobs[name].discard(t))
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def _cwd(self, name: str) -> str:
+        return str((self.cfg.dir / self.plan.services[name].cwd).resolve())
+
+    def _env(self, name: str) -> dict[str, str]:
+        return {**self.cfg.env, "PYTHONUNBUFFERED": "1", **self.plan.services[name].env}
+
+    def _target(self, name: str) -> ProbeTarget:
+        svc = self.plan.services[name]
+        assert svc.probe is not None
+        return ProbeTarget(svc.probe, svc.host, svc.port, svc.url, self._cwd(name), self._env(name))
+
+    # -- state, control, loop ------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        now_mono, now_wall = self.loop.time(), time.time()
+        phase = {"done": "failed" if self.sup.failure else "stopped"}.get(
+            self.sup.phase, self.sup.phase
+        )
+        services = {}
+        for name, s in self.sup.svcs.items():
+            svc, port = self.plan.services[name], self.plan.ports.get(name)
+            choice = self.plan.choices.get(name)
+            services[name] = {
+                "state": s.state,
+                "pid": s.pid,
+                "port": svc.port,
+                "asked_port": port.asked if port else svc.port,
+                "adopted": bool(port and port.adopted),
+                "moved": bool(port and port.moved),
+                "url": svc.url,
+                "health": s.health if svc.probe else None,
+                "restarts": s.restarts,
+                "started_at": now_wall - (now_mono - s.started_at) if s.started_at else None,
+                "ready_after": round(s.ready_at - s.started_at, 3)
+                if s.ready_at and s.started_at
+                else None,
+                "last_exit": s.last_exit,
+                "reason": s.reason,
+                "variant": choice.variant if choice else None,
+            }
+        return {
+            "stack_file": str(self.cfg.path),
+            "supervisor_pid": os.getpid(),
+            "phase": phase,
+            "started_at": self.started_wall,
+            "notes": self.notes,
+            "services": services,
+        }
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        write_state(self.paths.state, self.snapshot())
+
+    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            req = json.loads(await asyncio.wait_for(reader.readline(), 5.0))
+            cmd, name = req.get("cmd"), req.get("service")
+            if cmd == "down":
+                self.queue.put_nowait(StopRequested("stack down"))
+                reply = {"ok": True}
+            elif cmd == "restart" and name in self.sup.svcs:
+                self.queue.put_nowait(RestartRequested(name))
+                reply = {"ok": True}
+            else:
+                reply = {"ok": False, "error": f"unknown command or service: {cmd} {name or ''}"}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (OSError, ValueError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    def _on_signal(self, sig: int) -> None:
+        # handlers only record; the loop acts. A second Ctrl-C stops waiting for grace periods.
+        self._interrupts += 1
+        if self._interrupts > 1:
+            for proc in list(self.procs.values()):
+                procs.signal_group(proc.pid, signal.SIGKILL)
+        self.queue.put_nowait(StopRequested(f"received {signal.Signals(sig).name}"))
+
+    async def run(self) -> Failure | None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self.loop.add_signal_handler(sig, self._on_signal, sig)
+        server = await asyncio.start_unix_server(self._control, path=str(self.paths.control))
+        try:
+            self.sup.begin()
+            self.flush()
+            while self.sup.phase != "done":
+                self.sup.handle(await self.queue.get())
+        finally:
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                Path(self.paths.control).unlink()
+            for task in list(self.background) + [t for s in self.jobs.values() for t in s]:
+                task.cancel()
+            self.plan.close_sockets()
+            for log in self.logs.values():
+                log.close()
+        self.flush()
+        return self.sup.failure

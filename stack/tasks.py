@@ -1,0 +1,81 @@
+"""One-shot tasks run before a service starts or after it is healthy: commands (e.g.
+`alembic upgrade head`) and the built-in actions of stack/provision.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import signal
+from collections.abc import Callable
+
+from stack import procs
+from stack.config import Task
+
+__all__ = ["run_command", "run_task"]
+
+Line = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
+
+
+async def run_command(
+    cmd: str,
+    cwd: str,
+    env: dict[str, str],
+    timeout: float,
+    on_line: Line,
+    on_spawn: Callable[[int], None] = lambda pid: None,
+) -> tuple[bool, str]:
+    """Run a command in its own process group; its output goes to on_line."""
+    try:
+        proc = await procs.spawn(shlex.split(cmd), cwd, env)
+    except OSError as exc:
+        return False, f"cannot run `{cmd}`: {exc.strerror or exc}"
+    on_spawn(proc.pid)
+    last = ""
+
+    async def pump() -> None:
+        nonlocal last
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            last = line or last
+            on_line(line)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout)
+    except (TimeoutError, asyncio.CancelledError) as exc:
+        procs.signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(proc.wait())
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return False, f"`{cmd}` timed out after {timeout:g}s"
+    code = proc.returncode or 0
+    return code == 0, f"`{cmd}` exited with code {code}" + (f": {last}" if last and code else "")
+
+
+async def run_task(
+    task: Task,
+    cwd: str,
+    env: dict[str, str],
+    on_line: Line,
+    on_progress: Progress,
+    on_spawn: Callable[[int], None] = lambda pid: None,
+) -> tuple[bool, str]:
+    """Dispatch one task; (ok, detail)."""
+    if task.run is not None:
+        merged = {**env, **task.env}
+        return await run_command(task.run, task.cwd or cwd, merged, task.timeout, on_line, on_spawn)
+    from stack import provision  # httpx is only needed by the built-in tasks
+
+    try:
+        if task.ollama_pull is not None:
+            coro = provision.ollama_pull(task.ollama_pull.host, task.ollama_pull.model, on_progress)
+        else:
+            assert task.provision is not None
+            p = task.provision
+            coro = provision.provision_assistants(p.url, p.api_key, p.assistants, on_line)
+        return await asyncio.wait_for(coro, task.timeout)
+    except TimeoutError:
+        return False, f"{task.label} timed out after {task.timeout:g}s"

@@ -1,0 +1,114 @@
+"""Helpers for the stack tests: throwaway stack files, the real CLI in a subprocess, and a way
+to find every process a test's stack started (they all carry a marker in their environment)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+HERE = Path(__file__).parent
+SVC = HERE / "svc.py"
+ROOT = HERE.parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StackHarness:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.file = root / "stack.yaml"
+        self.marker = uuid.uuid4().hex
+        self.env = {**os.environ, "STACK_TEST_MARK": self.marker, "COLUMNS": "200"}
+        self.env.pop("STACK_FILE", None)
+
+    def write(self, text: str) -> Path:
+        self.file.write_text(text.replace("{py}", sys.executable).replace("{svc}", str(SVC)))
+        return self.file
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stack", *args, "-f", str(self.file)],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "stack", *args, "-f", str(self.file)],
+            env=self.env,
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def status(self) -> dict[str, Any]:
+        out = self.cli("status", "--json")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def wait_for(self, cond: Any, timeout: float = 15.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = cond()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process carrying this test's marker (services, grandchildren, supervisor)."""
+        found = []
+        me = os.getpid()
+        for proc in psutil.process_iter(["pid"]):
+            if proc.pid == me:
+                continue
+            try:
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                if proc.environ().get("STACK_TEST_MARK") == self.marker:
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
+
+    def assert_nothing_left(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (left := self.processes()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left, "left running: " + "; ".join(
+            f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in left if p.is_running()
+        )
+
+    def cleanup(self) -> None:
+        for proc in self.processes():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[StackHarness]:
+    h = StackHarness(tmp_path)
+    yield h
+    left = h.processes()
+    h.cleanup()
+    assert not left, f"test left {len(left)} processes running"

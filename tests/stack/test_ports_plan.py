@@ -1,0 +1,162 @@
+"""Port resolution (keep, adopt, move), variant choice and reference resolution."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from stack.config import Service, load
+from stack.plan import make_plan
+from stack.ports import PortRequest, PortsExhausted, bind_listener, port_is_free, resolve_ports
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FakeSock:
+    def __init__(self, port: int) -> None:
+        self.port, self.closed = port, False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fake_bind(taken: set[int]):  # type: ignore[no-untyped-def]
+    return lambda host, port: None if port in taken else FakeSock(port)
+
+
+async def test_ports_keep_move_adopt_without_duplicates() -> None:
+    answering = {8080}
+
+    async def answers(name: str, port: int) -> bool:
+        return port in answering
+
+    reqs = [
+        PortRequest("runtime", "127.0.0.1", 8080, adopt=True, keep_socket=False),
+        PortRequest("api", "127.0.0.1", 8000, adopt=False, keep_socket=True),
+        PortRequest("ui", "127.0.0.1", 8000, adopt=False, keep_socket=False),  # same ask as api
+        PortRequest("proxy", "127.0.0.1", 8090, adopt=True, keep_socket=False),  # taken, silent
+    ]
+    plans = await resolve_ports(reqs, answers, fake_bind({8080, 8000, 8090, 8091}))
+    assert plans["runtime"].adopted and plans["runtime"].port == 8080
+    assert (plans["api"].asked, plans["api"].port, plans["api"].moved) == (8000, 8001, True)
+    assert isinstance(plans["api"].sock, FakeSock) and not plans["api"].sock.closed
+    assert plans["ui"].port == 8002 and plans["ui"].sock is None  # not the one api got
+    assert plans["proxy"].port == 8092 and not plans["proxy"].adopted
+
+
+async def test_ports_exhausted_closes_what_it_bound() -> None:
+    async def never(name: str, port: int) -> bool:
+        return False
+
+    bound: list[FakeSock] = []
+
+    def bind(host: str, port: int) -> FakeSock | None:
+        if port >= 9000:
+            return None
+        bound.append(FakeSock(port))
+        return bound[-1]
+
+    reqs = [
+        PortRequest("a", "127.0.0.1", 8999, adopt=False, keep_socket=True),
+        PortRequest("b", "127.0.0.1", 9000, adopt=False, keep_socket=True),
+    ]
+    with pytest.raises(PortsExhausted, match="b: no free port"):
+        await resolve_ports(reqs, never, bind)  # type: ignore[arg-type]
+    assert bound and all(s.closed for s in bound)
+
+
+def test_real_sockets() -> None:
+    port = free_port()
+    sock = bind_listener("127.0.0.1", port)
+    assert sock is not None and sock.get_inheritable()
+    assert not port_is_free("127.0.0.1", port)
+    assert bind_listener("127.0.0.1", port) is None
+    sock.close()
+    assert port_is_free("127.0.0.1", port)
+
+
+RUNTIME = """
+services:
+  runtime:
+    port: {rport}
+    variants:
+      - name: ollama
+        when: {{installed: ollama}}
+        adopt: true
+        command: ollama serve
+        probe: {{http: /api/tags}}
+        vars: {{backend: ""}}
+      - name: embedded
+        command: embedded --port ${{self.port}}
+        probe: {{http: /health}}
+        note: a small CPU model
+        vars: {{backend: "${{self.url}}/v1"}}
+  api:
+    command: api --fd ${{self.fd}}
+    port: {aport}
+    socket: inherit
+    env:
+      UPSTREAM: ${{services.runtime.url}}
+      BACKEND: ${{services.runtime.vars.backend}}
+    depends_on: {{runtime: {{condition: healthy}}}}
+"""
+
+
+async def test_plan_chooses_embedded_when_ollama_is_absent(tmp_path: Path) -> None:
+    rport, aport = free_port(), free_port()
+    (tmp_path / "stack.yaml").write_text(RUNTIME.format(rport=rport, aport=aport))
+    cfg = load(tmp_path / "stack.yaml", environ={})
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", aport))
+    blocker.listen()
+    try:
+
+        async def silent(svc: Service, port: int) -> bool:
+            return False
+
+        plan = await make_plan(cfg, installed=lambda exe: False, answers=silent)
+    finally:
+        blocker.close()
+    try:
+        assert plan.choices["runtime"].variant == "embedded"
+        note = plan.choices["runtime"].note
+        assert "ollama not used: `ollama` is not installed and nothing answers" in note
+        assert "a small CPU model" in note
+        api = plan.services["api"]
+        assert plan.ports["api"].moved and api.port != aport
+        assert api.command == f"api --fd {plan.ports['api'].sock.fileno()}"  # type: ignore[union-attr]
+        assert api.env == {
+            "UPSTREAM": f"http://127.0.0.1:{rport}",
+            "BACKEND": f"http://127.0.0.1:{rport}/v1",
+        }
+        assert plan.services["runtime"].command == f"embedded --port {rport}"
+    finally:
+        plan.close_sockets()
+
+
+async def test_plan_adopts_a_running_ollama(tmp_path: Path) -> None:
+    rport, aport = free_port(), free_port()
+    (tmp_path / "stack.yaml").write_text(RUNTIME.format(rport=rport, aport=aport))
+    cfg = load(tmp_path / "stack.yaml", environ={})
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", rport))
+    blocker.listen()
+
+    async def answers(svc: Service, port: int) -> bool:
+        return svc.name == "ollama" and port == rport
+
+    try:
+        plan = await make_plan(cfg, installed=lambda exe: False, answers=answers)
+    finally:
+        blocker.close()
+    plan.close_sockets()
+    assert plan.choices["runtime"].variant == "ollama"
+    assert "already running, adopted" in plan.choices["runtime"].note
+    assert plan.ports["runtime"].adopted and plan.adopted == {"runtime"}
+    assert plan.services["api"].env["BACKEND"] == ""
