@@ -1,0 +1,158 @@
+"""What every backend offers, and the HTTP plumbing they share: timeouts and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from services.sovereign.config import BackendConfig, Timeouts
+from services.sovereign.errors import (
+    ModelNotFound,
+    SovereignError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from services.sovereign.events import Event
+
+__all__ = ["Backend", "upstream_message"]
+
+
+def upstream_message(response: httpx.Response) -> str:
+    """The error text of an upstream error body: OpenAI's shape, Ollama's, or plain text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error", body.get("detail", body))
+        if isinstance(error, dict):
+            return str(error.get("message") or error)
+        return str(error)
+    return str(body)
+
+
+class Backend(ABC):
+    """One upstream runtime. Methods raise SovereignError subclasses, never httpx errors."""
+
+    kind = "backend"
+
+    def __init__(self, name: str, config: BackendConfig, client: httpx.AsyncClient) -> None:
+        self.name = name
+        self.config = config
+        self.client = client
+        self.url = config.url.rstrip("/")
+        self.timeouts: Timeouts = config.resolved_timeouts
+        key = config.key()
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    @abstractmethod
+    async def complete(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """A non-streamed chat.completion body (not yet normalised)."""
+
+    @abstractmethod
+    def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Event]:
+        """Stream events; returns only when the upstream ended its stream properly."""
+
+    @abstractmethod
+    async def list_models(self) -> list[str]: ...
+
+    @abstractmethod
+    async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def probe(self, limit: float) -> None:
+        """A cheap request proving the backend answers; raises when it does not."""
+
+    def describe(self) -> str:
+        return f"{self.kind} backend '{self.name}' at {self.url}"
+
+    def http_timeout(self, read: float | None) -> httpx.Timeout:
+        t = self.timeouts
+        return httpx.Timeout(connect=t.connect, read=read, write=t.connect, pool=t.connect)
+
+    async def request_json(
+        self, method: str, path: str, *, json_body: Any = None, limit: float, model: str = ""
+    ) -> Any:
+        """One bounded request whose JSON answer is returned; errors mapped to ours."""
+        try:
+            async with asyncio.timeout(limit):
+                response = await self.client.request(
+                    method,
+                    self.url + path,
+                    json=json_body,
+                    headers=self.headers,
+                    timeout=self.http_timeout(limit),
+                )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.describe()} did not answer within {limit:g}s") from exc
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from exc
+        if response.status_code >= 400:
+            raise self.status_error(response, model)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise UpstreamError(f"{self.describe()} answered with invalid JSON") from exc
+
+    async def open_stream(self, path: str, payload: dict[str, Any], model: str) -> httpx.Response:
+        """Send a streaming request and wait (first-token bound) for a successful status."""
+        request = self.client.build_request(
+            "POST",
+            self.url + path,
+            json=payload,
+            headers=self.headers,
+            timeout=self.http_timeout(None),  # first-token and idle limits are ours
+        )
+        limit = self.timeouts.first_token
+        try:
+            async with asyncio.timeout(limit):
+                response = await self.client.send(request, stream=True)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.describe()} did not answer within {limit:g}s") from exc
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from exc
+        if response.status_code >= 400:
+            try:
+                async with asyncio.timeout(self.timeouts.connect):
+                    await response.aread()
+            except (TimeoutError, httpx.HTTPError):
+                pass
+            finally:
+                await response.aclose()
+            raise self.status_error(response, model)
+        return response
+
+    def transport_error(self, exc: httpx.HTTPError) -> SovereignError:
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamTimeout(f"{self.describe()} timed out ({type(exc).__name__})")
+        if isinstance(exc, httpx.ConnectError):
+            return UpstreamUnreachable(f"{self.describe()} is unreachable: {exc}")
+        return UpstreamError(f"connection to {self.describe()} failed: {exc!r}")
+
+    def status_error(self, response: httpx.Response, model: str) -> SovereignError:
+        message = upstream_message(response) if response.is_stream_consumed else ""
+        if response.status_code == 404 and model and "model" in message.lower():
+            return ModelNotFound(
+                f"model '{model}' is not available on {self.describe()}: {message}"
+            )
+        return UpstreamStatusError(
+            response.status_code,
+            f"{self.describe()} answered {response.status_code}: {message or 'no details'}",
+        )
+
+
+def parse_json_line(data: str, backend: Backend) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise UpstreamError(
+            f"{backend.describe()} sent a malformed stream chunk: {data[:200]!r}",
+            code="upstream_malformed_chunk",
+        ) from exc

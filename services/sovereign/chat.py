@@ -1,0 +1,93 @@
+"""Chat completions through a backend: the streamed and the non-streamed path.
+
+A stream is primed (its first event awaited) before the response starts, so an upstream
+that fails before answering gets a real HTTP status; after that, failures become an
+OpenAI-shaped error event in the stream, never a silent end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import anyio
+
+from services.sovereign.backends import Backend
+from services.sovereign.errors import SovereignError, UpstreamError, UpstreamTimeout
+from services.sovereign.events import Event, Usage
+from services.sovereign.normalise import StreamNormaliser, error_frame, normalise_completion
+from services.sovereign.routing import Route
+
+__all__ = ["TimedEvents", "complete_chat", "stream_chat"]
+
+
+class TimedEvents:
+    """A backend's events with the first-token limit until the first event, idle after."""
+
+    def __init__(self, backend: Backend, events: AsyncIterator[Event]) -> None:
+        self.backend = backend
+        self.events = events
+        self.limit = backend.timeouts.first_token
+        self.which = "first-token"
+
+    async def next(self) -> Event | None:
+        try:
+            async with asyncio.timeout(self.limit):
+                event = await anext(self.events)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"{self.backend.describe()} sent nothing for {self.limit:g}s ({self.which} timeout)"
+            ) from exc
+        if type(event) is not Usage:
+            self.limit = self.backend.timeouts.idle
+            self.which = "idle"
+        return event
+
+    async def aclose(self) -> None:
+        # Shielded: when the client has gone, the enclosing scope is cancelled, yet the
+        # upstream response must still be closed so the backend stops generating.
+        with anyio.CancelScope(shield=True):
+            aclose = getattr(self.events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+async def complete_chat(route: Route, body: dict[str, Any]) -> dict[str, Any]:
+    result = await route.backend.complete(body, route.model)
+    return normalise_completion(result, route.model)
+
+
+async def stream_chat(route: Route, body: dict[str, Any]) -> AsyncGenerator[bytes, None]:
+    """Prime the upstream stream, then return the generator of SSE frames for the client."""
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    normaliser = StreamNormaliser(route.model, include_usage)
+    events = TimedEvents(route.backend, route.backend.stream(body, route.model))
+    try:
+        first = await events.next()
+    except BaseException:
+        await events.aclose()
+        raise
+    return _frames(normaliser, events, first)
+
+
+async def _frames(
+    normaliser: StreamNormaliser, events: TimedEvents, first: Event | None
+) -> AsyncGenerator[bytes, None]:
+    event = first
+    try:
+        while event is not None:
+            frame = normaliser.feed(event)
+            if frame is not None:
+                yield frame
+            event = await events.next()
+        yield normaliser.end()
+    except SovereignError as exc:
+        yield error_frame(exc)
+    except Exception as exc:  # a bug must still end the stream visibly, not truncate it
+        yield error_frame(UpstreamError(f"sovereign failed mid-stream: {exc!r}"))
+        raise
+    finally:
+        await events.aclose()

@@ -1,0 +1,33 @@
+"""FastAPI dependencies: the app's router and backends, and the optional API key check."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.sovereign.errors import AuthError
+from services.sovereign.routing import Router
+
+__all__ = ["RouterDep", "require_key"]
+
+
+def get_router(request: Request) -> Router:
+    return request.app.state.router
+
+
+RouterDep = Annotated[Router, Depends(get_router)]
+
+
+def require_key(request: Request) -> None:
+    """With SOVEREIGN_API_KEY set, every /v1 request carries it as Bearer (or X-API-Key)."""
+    expected: str | None = request.app.state.settings.api_key
+    if not expected:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        token = request.headers.get("x-api-key", "")
+    if not token or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise AuthError("Missing or incorrect API key; send it as 'Authorization: Bearer <key>'")

@@ -1,0 +1,1 @@
+"""The embedded runtime: llama.cpp serving the bundled small GGUF model, OpenAI-compatible."""

@@ -1,0 +1,46 @@
+"""`python -m services.sovereign.embedded [--host H] [--port P] [--fd FD]`: the embedded runtime."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+
+import uvicorn
+
+from services.sovereign.embedded.model_file import ModelFileError, bundled_model_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.sovereign.embedded")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--fd", type=int, help="serve on this inherited listening socket")
+    parser.add_argument("--ctx", type=int, default=2048, help="context length in tokens")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
+    args = parser.parse_args(argv)
+    if importlib.util.find_spec("llama_cpp") is None:
+        print(
+            "sovereign-embedded: llama-cpp-python is not installed; "
+            "install the extra: pip install -e '.[embedded]'",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        model_path = bundled_model_path()
+    except ModelFileError as exc:
+        print(f"sovereign-embedded: {exc}", file=sys.stderr)
+        return 2
+
+    from services.sovereign.embedded.runner import LlamaRunner
+    from services.sovereign.embedded.server import create_embedded_app
+
+    runner = LlamaRunner(model_path, n_ctx=args.ctx, n_threads=args.threads)
+    app = create_embedded_app(runner)
+    bind = {"fd": args.fd} if args.fd is not None else {"host": args.host, "port": args.port}
+    uvicorn.run(app, log_level="info", access_log=False, timeout_graceful_shutdown=5, **bind)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

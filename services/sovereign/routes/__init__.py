@@ -1,0 +1,1 @@
+"""Sovereign's HTTP routes: thin handlers over chat, models, embeddings and health."""

@@ -1,0 +1,44 @@
+"""Reading request bodies and writing JSON answers without FastAPI's encoder overhead."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from services.sovereign.errors import BadRequest
+
+__all__ = ["json_response", "read_body"]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+async def read_body(request: Request, schema: type[BaseModel]) -> dict[str, Any]:
+    """The JSON body as sent (so unknown fields are forwarded), checked against schema."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise BadRequest("The request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object")
+    try:
+        schema.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        param = ".".join(str(p) for p in err["loc"])
+        raise BadRequest(f"Invalid '{param}': {err['msg']}", param=param) from exc
+    return body
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        _dumps(body).encode(),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,45 @@
+"""Which backend answers a model name, and under which name it knows the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from services.sovereign.backends import Backend
+from services.sovereign.config import RoutingConfig
+
+__all__ = ["Route", "Router"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    backend: Backend
+    model: str
+
+
+class Router:
+    """Aliases first (`gpt-4o` -> `qwen2.5-coder:7b`), then an explicit `backend/model`
+    prefix, then the first backend whose `models` patterns match, else the default."""
+
+    def __init__(self, config: RoutingConfig, backends: dict[str, Backend]) -> None:
+        self.aliases = dict(config.aliases)
+        self.backends = backends
+        self.default = backends[config.default_backend or next(iter(backends))]
+        self._patterns = [(b, config.backends[name].models) for name, b in backends.items()]
+
+    def resolve(self, requested: str) -> Route:
+        model = requested
+        seen = {model}
+        while model in self.aliases:  # cycles were refused when the config was loaded
+            model = self.aliases[model]
+            if model in seen:
+                break
+            seen.add(model)
+        prefix, sep, rest = model.partition("/")
+        # Only a known backend name is a prefix: Ollama models such as hf.co/x/y have slashes.
+        if sep and prefix in self.backends and rest:
+            return Route(self.backends[prefix], rest)
+        for backend, patterns in self._patterns:
+            if any(fnmatchcase(model, pattern) for pattern in patterns):
+                return Route(backend, model)
+        return Route(self.default, model)

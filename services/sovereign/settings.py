@@ -1,0 +1,40 @@
+"""Sovereign's one Settings object, read from the environment when the app is built."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "ollama_url"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("host", "SOVEREIGN_HOST"))
+    port: int = Field(8080, validation_alias=AliasChoices("port", "SOVEREIGN_PORT"))
+    ollama_host: str = Field(
+        "127.0.0.1:11434", validation_alias=AliasChoices("ollama_host", "OLLAMA_HOST")
+    )
+    api_key: str | None = Field(None, validation_alias=AliasChoices("api_key", "SOVEREIGN_API_KEY"))
+    backend_url: str | None = Field(
+        None, validation_alias=AliasChoices("backend_url", "SOVEREIGN_BACKEND_URL")
+    )
+    config_path: str | None = Field(
+        None, validation_alias=AliasChoices("config_path", "SOVEREIGN_CONFIG")
+    )
+
+
+def ollama_url(ollama_host: str) -> str:
+    """Read OLLAMA_HOST the way Ollama does: `host`, `host:port` or a URL; port 11434."""
+    value = ollama_host.strip().rstrip("/") or "127.0.0.1:11434"
+    scheme = "http"
+    if "://" in value:
+        scheme, value = value.split("://", 1)
+    host, _, port = value.partition(":")
+    if not port:
+        port = "443" if scheme == "https" else "11434"
+    # 0.0.0.0 is how Ollama is told to listen everywhere; to reach it, use loopback.
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    return f"{scheme}://{host}:{port}"

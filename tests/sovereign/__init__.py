@@ -1,0 +1,1 @@
+"""Tests of sovereign, the OpenAI-compatible inference proxy."""
