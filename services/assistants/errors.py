@@ -12,6 +12,7 @@ APIError
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -99,17 +100,30 @@ def error_body(
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
-def _param_of(loc: tuple[Any, ...]) -> str | None:
-    # ("body", "messages", 0, "content") -> "messages[0].content"; the "body"/"query" root goes.
-    parts = [p for p in loc[1:] if not (isinstance(p, str) and p.startswith("function-after"))]
+def _param_of(loc: tuple[Any, ...], body: Any = None) -> str | None:
+    """("body", "messages", 0, "content") -> "messages[0].content"; the root goes.
+
+    Pydantic puts union branch labels in ``loc`` ("str", "list[...]", and for a
+    discriminated union the tag, e.g. content[0] -> "image_url" -> image_url.url). Labels
+    are dropped; a tag is recognised as the ``type`` of the object being walked.
+    """
     name = ""
-    for part in parts:
+    node = body
+    tag_skipped = False
+    for part in loc[1:]:
         if isinstance(part, int):
             name += f"[{part}]"
-        elif part in {"str", "list[...]"} or "[" in str(part) or part.startswith("tagged-union"):
+            node = node[part] if isinstance(node, list) and -len(node) <= part < len(node) else None
+            tag_skipped = False
             continue
-        else:
-            name += f".{part}" if name else str(part)
+        if part in {"str", "list[...]"} or "[" in part or part.startswith("tagged-union"):
+            continue
+        if isinstance(node, dict) and node.get("type") == part and not tag_skipped:
+            tag_skipped = True
+            continue
+        name += f".{part}" if name else part
+        node = node.get(part) if isinstance(node, dict) else None
+        tag_skipped = False
     return name or None
 
 
@@ -118,12 +132,25 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code)
 
 
+def _most_specific(errors: Sequence[Any]) -> Any:
+    """The error worth reporting about the first invalid field.
+
+    A union (content: a string or a list of parts) fails once per branch; "should be a
+    valid string" says nothing useful about a list whose third part lacks its url, so
+    branch type mismatches give way to the deepest error in the branch the input took.
+    """
+    field = tuple(errors[0]["loc"][:2])
+    same_field = [e for e in errors if tuple(e["loc"][:2]) == field]
+    informative = [e for e in same_field if not e["type"].endswith("_type")] or same_field
+    return max(informative, key=lambda e: len(e["loc"]))
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": "Invalid request."}
+    first = _most_specific(errors) if errors else {"loc": (), "msg": "Invalid request."}
     loc = tuple(first.get("loc", ()))
-    param = _param_of(loc)
+    param = _param_of(loc, exc.body if loc[:1] == ("body",) else None)
     if first.get("type") == "json_invalid":
         message = "We could not parse the JSON body of your request."
         param = None
