@@ -1,0 +1,304 @@
+"""`stack` against real child processes from throwaway stack files of tiny Python services."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import StackHarness
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+pytestmark = pytest.mark.timeout(90)
+
+FAST = "interval: 0.05, timeout: 1"
+
+
+def test_up_in_order_status_logs_restart_down(harness: StackHarness) -> None:
+    p1, p2 = free_port(), free_port()
+    harness.write(f"""
+services:
+  db:
+    command: {{py}} {{svc}} --port ${{self.port}} --ready-after 0.4
+    env: {{SVC_NAME: db}}
+    port: {p1}
+    probe: {{http: /health, {FAST}}}
+  api:
+    command: {{py}} {{svc}} --fd ${{self.fd}} --say ${{services.db.url}}
+    env: {{SVC_NAME: api}}
+    port: {p2}
+    socket: inherit
+    probe: {{http: /health, {FAST}}}
+    depends_on: {{db: {{condition: healthy}}}}
+  worker:
+    command: {{py}} {{svc}} --grandchild
+    env: {{SVC_NAME: worker}}
+    depends_on: [api]
+""")
+    out = harness.cli("up")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "api" in out.stdout and f"http://127.0.0.1:{p2}" in out.stdout
+    st = harness.status()
+    svcs = st["services"]
+    assert st["phase"] == "up" and st["supervisor_alive"]
+    assert [svcs[n]["state"] for n in ("db", "api", "worker")] == ["healthy", "healthy", "running"]
+    # api only started once db was healthy (db takes 0.4 s to answer)
+    assert svcs["api"]["started_at"] >= svcs["db"]["started_at"] + 0.4
+    assert svcs["worker"]["started_at"] >= svcs["api"]["started_at"]
+    assert svcs["db"]["url"] == f"http://127.0.0.1:{p1}" and svcs["db"]["uptime"] is not None
+
+    logs = harness.cli("logs", "api", "-n", "20").stdout
+    assert f"api starting http://127.0.0.1:{p1}" in logs  # sovereign-style URL passed on
+    assert f"api serving on {p2}" in logs  # served on the socket the stack bound
+
+    before = svcs["api"]["pid"]
+    out = harness.cli("restart", "api")
+    assert out.returncode == 0, out.stderr
+    assert harness.status()["services"]["api"]["pid"] != before
+
+    tree = [
+        p
+        for p in harness.processes()
+        if "svc.py" in " ".join(p.cmdline()) or "sleep(600)" in " ".join(p.cmdline())
+    ]
+    assert len(tree) >= 4  # three services and the worker's grandchild
+    out = harness.cli("down")
+    assert out.returncode == 0, out.stderr
+    harness.assert_nothing_left()
+    assert harness.status()["phase"] == "stopped"
+
+
+def test_failed_health_reports_and_leaves_nothing(harness: StackHarness) -> None:
+    p1, p2 = free_port(), free_port()
+    harness.write(f"""
+services:
+  db:
+    command: {{py}} {{svc}} --port ${{self.port}}
+    env: {{SVC_NAME: db}}
+    port: {p1}
+    probe: {{http: /health, {FAST}}}
+  api:
+    command: {{py}} {{svc}} --no-serve --say "cannot reach the database"
+    env: {{SVC_NAME: api}}
+    port: {p2}
+    probe: {{http: /health, {FAST}, start_timeout: 1.5}}
+    depends_on: {{db: {{condition: healthy}}}}
+  ui:
+    command: {{py}} {{svc}}
+    depends_on: {{api: {{condition: healthy}}}}
+""")
+    t0 = time.monotonic()
+    out = harness.cli("up")
+    assert out.returncode == 1
+    text = out.stdout + out.stderr
+    assert "api failed" in text and "not healthy after 1.5s" in text
+    assert "Connection refused" in text or "connect" in text.lower()
+    assert "api starting cannot reach the database" in text  # the log tail
+    assert "not started: ui" in text
+    assert time.monotonic() - t0 < 10
+    harness.assert_nothing_left()
+    st = harness.status()["services"]
+    assert st["api"]["state"] == "failed" and st["db"]["state"] == "stopped"
+    assert st["ui"]["state"] == "skipped"
+
+
+def test_exit_before_healthy(harness: StackHarness) -> None:
+    harness.write(f"""
+services:
+  api:
+    command: {{py}} -c "import sys; print('bad config'); sys.exit(3)"
+    port: {free_port()}
+    probe: {{tcp: true, {FAST}}}
+""")
+    out = harness.cli("up")
+    assert out.returncode == 1
+    assert "api failed: exited with code 3 before becoming healthy" in out.stdout
+    assert "bad config" in out.stdout
+
+
+def test_crash_restart_with_backoff_then_cap(harness: StackHarness, tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    harness.write(f"""
+services:
+  flaky:
+    command: {{py}} {{svc}} --port ${{self.port}} --crash-after 0.3 --starts {starts}
+    port: {free_port()}
+    probe: {{tcp: true, {FAST}}}
+    restart: {{policy: on-failure, backoff: 0.2, max_restarts: 3, window: 60}}
+""")
+    assert harness.cli("up").returncode == 0
+    svc = harness.wait_for(
+        lambda: (s := harness.status()["services"]["flaky"])["state"] == "failed" and s,
+        timeout=20,
+        what="flaky to be given up on",
+    )
+    assert svc["restarts"] == 3
+    assert "gave up after 3 restarts in 60s" in svc["reason"]
+    assert svc["last_exit"] == "exited with code 1"
+    times = [float(x) for x in starts.read_text().split()]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # each gap is 0.3 s of life plus a backoff of 0.2, 0.4, 0.8 s
+    assert len(times) == 4
+    assert gaps[1] > gaps[0] + 0.1 and gaps[2] > gaps[1] + 0.25, gaps
+    assert harness.cli("down").returncode == 0
+    harness.assert_nothing_left()
+
+
+def test_port_taken_is_moved_or_adopted(harness: StackHarness) -> None:
+    taken, existing = free_port(), free_port()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", taken))
+    blocker.listen()
+    outside = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "svc.py"), "--port", str(existing)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        harness.wait_for(lambda: _answers(existing), what="the outside server")
+        harness.write(f"""
+services:
+  runtime:
+    command: {{py}} {{svc}} --port ${{self.port}}
+    port: {existing}
+    adopt: true
+    probe: {{http: /health, {FAST}}}
+  api:
+    command: {{py}} {{svc}} --port ${{self.port}} --say upstream=${{services.runtime.url}}
+    port: {taken}
+    probe: {{http: /health, {FAST}}}
+    depends_on: {{runtime: {{condition: healthy}}}}
+""")
+        out = harness.cli("up")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"port {taken} is taken; using" in out.stdout and "adopted" in out.stdout
+        st = harness.status()["services"]
+        assert st["runtime"]["adopted"] and st["runtime"]["state"] == "adopted"
+        assert st["runtime"]["pid"] is None
+        assert st["api"]["moved"] and st["api"]["asked_port"] == taken
+        assert st["api"]["port"] != taken and _answers(st["api"]["port"])
+        logs = harness.cli("logs", "api").stdout
+        assert f"upstream=http://127.0.0.1:{existing}" in logs
+        assert harness.cli("down").returncode == 0
+        assert outside.poll() is None  # adopted, so not ours to stop
+    finally:
+        outside.kill()
+        outside.wait()
+        blocker.close()
+    harness.assert_nothing_left()
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+            return s.recv(20).startswith(b"HTTP/1.0 200")
+    except OSError:
+        return False
+
+
+GROUPS = """
+services:
+  a:
+    command: {py} {svc} --grandchild --port ${self.port}
+    port: PORT
+    probe: {http: /health, interval: 0.05}
+    stop_grace: 0.5
+  b:
+    command: {py} {svc} --grandchild --ignore-term
+    stop_grace: 0.5
+    depends_on: [a]
+"""
+
+
+def test_kill9_of_the_supervisor_leaves_no_orphan(harness: StackHarness) -> None:
+    harness.write(GROUPS.replace("PORT", str(free_port())))
+    assert harness.cli("up").returncode == 0
+    st = harness.status()
+    sup = psutil.Process(st["supervisor_pid"])
+    tree = sup.children(recursive=True)
+    cmdlines = [" ".join(p.cmdline()) for p in tree]
+    assert sum("sleep(600)" in c for c in cmdlines) == 2  # grandchildren exist
+    os.kill(sup.pid, signal.SIGKILL)
+    harness.assert_nothing_left(timeout=5)
+    for proc in tree:
+        assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    assert harness.status()["phase"] == "supervisor gone"
+    # the lock died with the supervisor: the stack can come up again
+    assert harness.cli("up").returncode == 0
+    assert harness.cli("down").returncode == 0
+    harness.assert_nothing_left()
+
+
+def test_down_kills_after_grace_and_leaves_no_orphan(harness: StackHarness) -> None:
+    harness.write(GROUPS.replace("PORT", str(free_port())))
+    assert harness.cli("up").returncode == 0
+    t0 = time.monotonic()
+    out = harness.cli("down")
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - t0 < 5
+    harness.assert_nothing_left(timeout=1)
+    logs = harness.cli("logs", "b").stdout
+    assert "ignores TERM" in logs and "exited with code -9" in logs
+
+
+def test_concurrent_up_gives_one_supervisor(harness: StackHarness, tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    harness.write(f"""
+services:
+  a:
+    command: {{py}} {{svc}} --port ${{self.port}} --starts {starts} --ready-after 0.3
+    port: {free_port()}
+    probe: {{http: /health, {FAST}}}
+""")
+    ups = [harness.popen("up") for _ in range(3)]
+    outs = [p.communicate(timeout=30)[0] for p in ups]
+    assert [p.returncode for p in ups] == [0, 0, 0], outs
+    assert sum("already running" in o for o in outs) == 2, outs
+    assert len(starts.read_text().split()) == 1
+    supervisors = [p for p in harness.processes() if p.pid == harness.status()["supervisor_pid"]]
+    assert len(supervisors) == 1
+    out = harness.cli("up")  # and later: reports the running stack
+    assert out.returncode == 0 and "already running" in out.stdout
+    assert harness.cli("down").returncode == 0
+    harness.assert_nothing_left()
+
+
+def test_foreground_prefixes_output_and_ctrl_c_stops_all(harness: StackHarness) -> None:
+    harness.write(f"""
+services:
+  web:
+    command: {{py}} {{svc}} --port ${{self.port}} --grandchild
+    env: {{SVC_NAME: web}}
+    port: {free_port()}
+    probe: {{http: /health, {FAST}}}
+""")
+    proc = harness.popen("up", "--foreground")
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "web serving on" in line:
+            break
+    assert any(
+        line.split("|")[0].strip().endswith("web") and "web starting" in line for line in seen
+    )
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0, rest
+    harness.assert_nothing_left()
