@@ -1,5 +1,5 @@
-"""Start the real sovereign service as a child process (for tests that put it in front of a
-fake upstream): `with run_sovereign(env={"OLLAMA_HOST": up.url}) as sv: sv.base_url`.
+"""Start the real sovereign service (or its embedded runtime) as a child process, e.g. in
+front of a fake upstream: `with run_sovereign(env={"OLLAMA_HOST": up.url}) as sv: sv.base_url`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 
 from tests.fakes.process import ROOT, bind_free_socket
 
-__all__ = ["Sovereign", "run_sovereign"]
+__all__ = ["Sovereign", "run_embedded", "run_service", "run_sovereign"]
 
 
 @dataclass
@@ -42,12 +42,9 @@ def run_sovereign(
     *, env: dict[str, str] | None = None, config: dict[str, Any] | None = None
 ) -> Iterator[Sovereign]:
     """`python -m services.sovereign --fd N` as a child process, until the block exits."""
-    sock = bind_free_socket()
-    port = sock.getsockname()[1]
     child_env = {
         k: v for k, v in os.environ.items() if not k.startswith("SOVEREIGN_") and k != "OLLAMA_HOST"
     }
-    child_env["PYTHONPATH"] = str(ROOT)
     config_file = None
     if config is not None:
         config_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)  # noqa: SIM115
@@ -55,11 +52,36 @@ def run_sovereign(
         config_file.close()
         child_env["SOVEREIGN_CONFIG"] = config_file.name
     child_env.update(env or {})
+    try:
+        with run_service("services.sovereign", child_env, ready_within=30) as server:
+            yield server
+    finally:
+        if config_file is not None:
+            os.unlink(config_file.name)
+
+
+@contextmanager
+def run_embedded(ready_within: float = 180) -> Iterator[Sovereign]:
+    """The embedded llama.cpp runtime as a child process, once /health says the model loaded."""
+    with run_service(
+        "services.sovereign.embedded", dict(os.environ), ready_within, need_200=True
+    ) as server:
+        yield server
+
+
+@contextmanager
+def run_service(
+    module: str, env: dict[str, str], ready_within: float, need_200: bool = False
+) -> Iterator[Sovereign]:
+    """`python -m <module> --fd N` with a free port; ready when /health answers (200)."""
+    sock = bind_free_socket()
+    port = sock.getsockname()[1]
+    env = {**env, "PYTHONPATH": str(ROOT)}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.sovereign", "--fd", str(sock.fileno())],
+        [sys.executable, "-m", module, "--fd", str(sock.fileno())],
         cwd=ROOT,
-        env=child_env,
+        env=env,
         pass_fds=(sock.fileno(),),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -67,17 +89,19 @@ def run_sovereign(
     sock.close()
     server = Sovereign(proc, f"http://127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + ready_within
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"sovereign exited: {server.output()[-2000:]}")
+                raise RuntimeError(f"{module} exited: {server.output()[-2000:]}")
             try:
-                httpx.get(server.url + "/health", timeout=5)
-                break
+                status = httpx.get(server.url + "/health", timeout=5).status_code
+                if status == 200 or not need_200:
+                    break
             except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{module} not ready in {ready_within}s: {server.output()}")
+            time.sleep(0.05)
         yield server
     finally:
         proc.terminate()
@@ -87,5 +111,3 @@ def run_sovereign(
             proc.kill()
             proc.wait(timeout=5)
         log.close()
-        if config_file is not None:
-            os.unlink(config_file.name)
