@@ -11,18 +11,19 @@ from fastapi import Depends, FastAPI
 
 from . import __version__
 from .api.deps import refresh_schema_state, require_api_key, require_current_schema
-from .api.routes import assistants, messages, threads
+from .api.routes import assistants, messages, runs, threads
 from .config import Settings
 from .db import Database
 from .errors import install_error_handlers
 from .health import router as health_router
+from .runs.executor import start_executor
 
 log = logging.getLogger("services.assistants")
 
 # Background workers (the run executor) register here: each gets the app at start-up and
 # returns an async stop function called at shutdown.
 Worker = Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]]
-WORKERS: list[Worker] = []
+WORKERS: list[Worker] = [start_executor]
 
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
@@ -69,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_checked_at = float("-inf")
     install_error_handlers(app)
     guarded = [Depends(require_api_key), Depends(require_current_schema)]
-    for module in (assistants, threads, messages):
+    # runs first: its POST /threads/runs must win over POST /threads/{thread_id}.
+    for module in (runs, assistants, threads, messages):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
     return app

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # How long a run may wait in requires_action (and how long one may run) before it expires.
     run_expiry_seconds: int = Field(default=600, ge=1)
+    # A run's executor holds a lease it renews by heartbeat; a lease that lapses means the
+    # worker died, and the run is recovered by any replica.
+    run_lease_seconds: float = Field(default=15.0, gt=0)
+    # How often the executor looks for queued runs created by other replicas.
+    run_poll_seconds: float = Field(default=0.5, gt=0)
+    max_concurrent_runs: int = Field(default=256, ge=1)
+    # Upstream limits: connecting, waiting for the first token, and silence between chunks.
+    upstream_connect_timeout: float = Field(default=5.0, gt=0)
+    upstream_first_token_timeout: float = Field(default=120.0, gt=0)
+    upstream_idle_timeout: float = Field(default=60.0, gt=0)
 
     @field_validator("log_level")
     @classmethod

@@ -1,0 +1,180 @@
+"""/v1/threads/{thread_id}/runs, /v1/threads/runs and run steps routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from ...domain import runs as domain
+from ...domain.threads import create_thread, require_thread, thread_object
+from ...runs.events import Event, sse_stream
+from ...runs.execution import public_run
+from ...runs.executor import RunExecutor
+from ...schemas.common import ListResponse
+from ...schemas.runs import (
+    RunCreate,
+    RunModify,
+    RunObject,
+    RunStepObject,
+    SubmitToolOutputs,
+    ThreadAndRunCreate,
+)
+from ...tables import Run
+from ..deps import DatabaseDep, PageDep, SettingsDep
+
+router = APIRouter(prefix="/threads", tags=["runs"])
+
+# What runs.poll in the SDK waits between retrievals of an active run.
+POLL_AFTER_MS = "200"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _executor(request: Request) -> RunExecutor:
+    return request.app.state.executor
+
+
+def _stream(executor: RunExecutor, run_id: str, prelude: list[Event]) -> StreamingResponse:
+    """Subscribe before the execution starts, so not one event can be missed."""
+    sub = executor.bus.subscribe(run_id)
+    executor.execute_now(run_id)
+    return StreamingResponse(
+        sse_stream(sub, prelude), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+def _created_events(row: Run) -> list[Event]:
+    obj = public_run(row)
+    return [("thread.run.created", obj), ("thread.run.queued", obj)]
+
+
+@router.post("/runs", response_model=RunObject)
+async def create_thread_and_run(
+    body: ThreadAndRunCreate, request: Request, db: DatabaseDep, settings: SettingsDep
+) -> Any:
+    executor = _executor(request)
+    owner = executor.worker if body.stream else None
+    async with db.write() as session:
+        thread = await create_thread(session, body.thread)
+        if body.tool_resources is not None:
+            thread.tool_resources = body.tool_resources.model_dump(mode="json", exclude_none=True)
+        row = await domain.create_run(
+            session,
+            thread.id,
+            body,
+            expiry_seconds=settings.run_expiry_seconds,
+            owner=owner,
+            lease_seconds=settings.run_lease_seconds,
+        )
+        thread_obj = thread_object(thread)
+    if body.stream:
+        return _stream(executor, row.id, [("thread.created", thread_obj), *_created_events(row)])
+    executor.wake()
+    return public_run(row)
+
+
+@router.post("/{thread_id}/runs", response_model=RunObject)
+async def create_run(
+    thread_id: str,
+    body: RunCreate,
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    include: Annotated[list[str] | None, Query(alias="include[]")] = None,
+) -> Any:
+    executor = _executor(request)
+    owner = executor.worker if body.stream else None
+    async with db.write() as session:
+        row = await domain.create_run(
+            session,
+            thread_id,
+            body,
+            expiry_seconds=settings.run_expiry_seconds,
+            owner=owner,
+            lease_seconds=settings.run_lease_seconds,
+        )
+    if body.stream:
+        return _stream(executor, row.id, _created_events(row))
+    executor.wake()
+    return public_run(row)
+
+
+@router.get("/{thread_id}/runs", response_model=ListResponse[RunObject])
+async def list_runs(thread_id: str, db: DatabaseDep, page: PageDep) -> Any:
+    async with db.read() as session:
+        await require_thread(session, thread_id)
+        listing = await domain.list_runs(session, thread_id, page)
+    for obj in listing["data"]:
+        if obj["status"] not in domain.TERMINAL_STATUSES:
+            obj["usage"] = None
+    return listing
+
+
+@router.get("/{thread_id}/runs/{run_id}", response_model=RunObject)
+async def retrieve_run(thread_id: str, run_id: str, db: DatabaseDep, response: Response) -> Any:
+    async with db.read() as session:
+        row = await domain.get_run(session, thread_id, run_id)
+    response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
+    return public_run(row)
+
+
+@router.post("/{thread_id}/runs/{run_id}", response_model=RunObject)
+async def modify_run(thread_id: str, run_id: str, body: RunModify, db: DatabaseDep) -> Any:
+    async with db.write() as session:
+        return public_run(await domain.modify_run(session, thread_id, run_id, body))
+
+
+@router.post("/{thread_id}/runs/{run_id}/cancel", response_model=RunObject)
+async def cancel_run(thread_id: str, run_id: str, request: Request, db: DatabaseDep) -> Any:
+    async with db.write() as session:
+        row, tell_executor = await domain.cancel_run(session, thread_id, run_id)
+    if tell_executor:
+        # Other replicas learn of it from the database at their next heartbeat.
+        _executor(request).request_cancel(run_id)
+    return public_run(row)
+
+
+@router.post("/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=RunObject)
+async def submit_tool_outputs(
+    thread_id: str,
+    run_id: str,
+    body: SubmitToolOutputs,
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> Any:
+    executor = _executor(request)
+    owner = executor.worker if body.stream else None
+    async with db.write() as session:
+        row, step = await domain.submit_tool_outputs(
+            session,
+            thread_id,
+            run_id,
+            body,
+            owner=owner,
+            lease_seconds=settings.run_lease_seconds,
+        )
+    if body.stream:
+        prelude: list[Event] = [
+            ("thread.run.step.completed", domain.step_object(step)),
+            ("thread.run.queued", public_run(row)),
+        ]
+        return _stream(executor, row.id, prelude)
+    executor.wake()
+    return public_run(row)
+
+
+@router.get("/{thread_id}/runs/{run_id}/steps", response_model=ListResponse[RunStepObject])
+async def list_run_steps(thread_id: str, run_id: str, db: DatabaseDep, page: PageDep) -> Any:
+    async with db.read() as session:
+        return await domain.list_steps(session, thread_id, run_id, page)
+
+
+@router.get("/{thread_id}/runs/{run_id}/steps/{step_id}", response_model=RunStepObject)
+async def retrieve_run_step(thread_id: str, run_id: str, step_id: str, db: DatabaseDep) -> Any:
+    async with db.read() as session:
+        return domain.step_object(await domain.get_step(session, thread_id, run_id, step_id))
+
+
+__all__ = ["router"]

@@ -1,0 +1,1 @@
+"""Run execution: claiming queued runs, calling the upstream, relaying events as SSE."""

@@ -1,0 +1,210 @@
+"""Database side of execution: claiming runs, leases and heartbeats, recovery and expiry.
+
+Every hand-over is a compare-and-set in one transaction, so no run is executed twice: a run
+is claimed (queued, unowned or with a lapsed lease → owned by a worker), then started
+(queued and owned by me → in_progress). On PostgreSQL the claim's SELECT takes row locks
+with SKIP LOCKED, so replicas polling together take disjoint runs without waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..clock import now
+from ..db import Database
+from ..domain.runs import end_open_steps, mark_cancelled
+from ..tables import Message, Run, RunStep
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "Started",
+    "claim_queued",
+    "expire_waiting_runs",
+    "heartbeat",
+    "recover_lapsed_runs",
+    "release",
+    "start_run",
+]
+
+log = logging.getLogger(__name__)
+
+# A run whose worker died is executed once more; if that attempt dies too, it fails.
+MAX_ATTEMPTS = 2
+
+
+def _claimable(at: float):  # type: ignore[no-untyped-def]
+    return and_(
+        Run.status == "queued",
+        or_(Run.worker_id.is_(None), Run.lease_expires_at < at),
+    )
+
+
+async def claim_queued(db: Database, worker: str, limit: int, lease: float) -> list[str]:
+    """Take up to ``limit`` queued runs nobody (alive) holds; returns their ids."""
+    at = time.time()
+    async with db.write() as session:
+        stmt = select(Run.id).where(_claimable(at)).order_by(Run.seq).limit(limit)
+        if not db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        ids = list((await session.scalars(stmt)).all())
+        if not ids:
+            return []
+        result = await session.execute(
+            update(Run)
+            .where(Run.id.in_(ids), _claimable(at))
+            .values(worker_id=worker, lease_expires_at=at + lease)
+            .returning(Run.id)
+        )
+        return list(result.scalars().all())
+
+
+@dataclass
+class Started:
+    """A run just moved to in_progress, with what its prompt is built from."""
+
+    run: Run
+    thread_messages: list[Message]
+    steps: list[RunStep]
+    own_messages: dict[str, Message]
+
+
+async def start_run(db: Database, run_id: str, worker: str, lease: float) -> Started | None:
+    """queued (held by ``worker``) → in_progress; None when the run is no longer ours to start."""
+    async with db.write() as session:
+        result = await session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == "queued", Run.worker_id == worker)
+            .values(
+                status="in_progress",
+                started_at=now(),
+                lease_expires_at=time.time() + lease,
+                attempts=Run.attempts + 1,
+            )
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        run = await session.scalar(select(Run).where(Run.id == run_id))
+        assert run is not None
+        thread_messages = (
+            await session.scalars(
+                select(Message)
+                .where(
+                    Message.thread_id == run.thread_id,
+                    or_(Message.run_id.is_(None), Message.run_id != run.id),
+                )
+                .order_by(Message.seq)
+            )
+        ).all()
+        steps = (
+            await session.scalars(
+                select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq)
+            )
+        ).all()
+        own = (await session.scalars(select(Message).where(Message.run_id == run.id))).all()
+        # Empty messages are placeholders a crashed attempt left behind; they say nothing.
+        kept = [m for m in thread_messages if m.content]
+        return Started(run, kept, list(steps), {m.id: m for m in own})
+
+
+async def heartbeat(db: Database, worker: str, run_ids: list[str], lease: float) -> list[str]:
+    """Renew the leases of the runs ``worker`` executes; returns those asked to cancel."""
+    if not run_ids:
+        return []
+    async with db.write() as session:
+        await session.execute(
+            update(Run)
+            .where(
+                Run.id.in_(run_ids),
+                Run.worker_id == worker,
+                Run.status.in_(("queued", "in_progress", "cancelling")),
+            )
+            .values(lease_expires_at=time.time() + lease)
+        )
+        cancelling = await session.scalars(
+            select(Run.id).where(Run.id.in_(run_ids), Run.status == "cancelling")
+        )
+        return list(cancelling.all())
+
+
+async def _close_open_messages(session: AsyncSession, run_id: str, reason: str) -> None:
+    stamp = now()
+    await session.execute(
+        update(Message)
+        .where(Message.run_id == run_id, Message.status == "in_progress")
+        .values(status="incomplete", incomplete_at=stamp, incomplete_details={"reason": reason})
+    )
+
+
+async def recover_lapsed_runs(db: Database, lease: float) -> list[str]:
+    """Runs whose worker stopped heartbeating: requeue them once, else end them.
+
+    Whatever the dead worker wrote stays; its half-written message is closed as incomplete.
+    """
+    at = time.time()
+    recovered: list[str] = []
+    async with db.write() as session:
+        stmt = select(Run).where(
+            Run.status.in_(("in_progress", "cancelling")), Run.lease_expires_at < at
+        )
+        if not db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        for run in (await session.scalars(stmt)).all():
+            error = {
+                "code": "server_error",
+                "message": (
+                    f"The worker executing this run stopped (no heartbeat for {lease:g} s)."
+                ),
+            }
+            steps = await end_open_steps(session, run.id, "failed")
+            for step in steps:
+                step.last_error = error
+            if run.status == "cancelling":
+                await _close_open_messages(session, run.id, "run_cancelled")
+                mark_cancelled(run)
+            elif run.attempts < MAX_ATTEMPTS:
+                await _close_open_messages(session, run.id, "run_failed")
+                run.status = "queued"
+                run.worker_id = None
+                run.lease_expires_at = None
+            else:
+                await _close_open_messages(session, run.id, "run_failed")
+                run.status = "failed"
+                run.failed_at = now()
+                run.expires_at = None
+                run.last_error = {
+                    **error,
+                    "message": error["message"] + f" It was attempted {run.attempts} times.",
+                }
+            log.warning("recovered run %s (lease lapsed): now %s", run.id, run.status)
+            recovered.append(run.id)
+    return recovered
+
+
+async def expire_waiting_runs(db: Database) -> list[str]:
+    """requires_action runs past expires_at → expired, their tool-call steps too."""
+    stamp = now()
+    async with db.write() as session:
+        stmt = select(Run).where(Run.status == "requires_action", Run.expires_at <= stamp)
+        if not db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        runs = list((await session.scalars(stmt)).all())
+        for run in runs:
+            await end_open_steps(session, run.id, "expired")
+            run.status = "expired"
+            run.required_action = None
+        return [r.id for r in runs]
+
+
+async def release(db: Database, worker: str) -> None:
+    """At shutdown: let other workers (or this one after a restart) take our runs at once."""
+    async with db.write() as session:
+        await session.execute(
+            update(Run)
+            .where(Run.worker_id == worker, Run.status.in_(("queued", "in_progress", "cancelling")))
+            .values(lease_expires_at=0.0)
+        )

@@ -1,0 +1,94 @@
+"""In-process event bus from run executions to SSE responses, and the SSE wire format.
+
+Events only flow inside the process that executes a run: a streamed run is claimed by the
+process holding its stream, so subscribers never need another replica's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+__all__ = ["END", "Event", "EventBus", "Subscription", "encode_done", "encode_event", "sse_stream"]
+
+# Put on a subscription when the run's execution stops emitting (terminal or waiting).
+END = ("", None)
+
+Event = tuple[str, Any]
+
+
+def encode_event(name: str, data: Any) -> bytes:
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {name}\ndata: {payload}\n\n".encode()
+
+
+def encode_done() -> bytes:
+    return b"event: done\ndata: [DONE]\n\n"
+
+
+class Subscription:
+    """One stream's view of one run's events."""
+
+    def __init__(self, bus: EventBus, run_id: str) -> None:
+        self.bus = bus
+        self.run_id = run_id
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    def close(self) -> None:
+        self.bus.unsubscribe(self)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Subscription]] = {}
+
+    def subscribe(self, run_id: str) -> Subscription:
+        sub = Subscription(self, run_id)
+        self._subscribers.setdefault(run_id, []).append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subscribers.get(sub.run_id)
+        if subs and sub in subs:
+            subs.remove(sub)
+            if not subs:
+                del self._subscribers[sub.run_id]
+
+    def has_subscribers(self, run_id: str) -> bool:
+        return run_id in self._subscribers
+
+    def publish(self, run_id: str, name: str, data: Any) -> None:
+        for sub in self._subscribers.get(run_id, ()):
+            sub.queue.put_nowait((name, data))
+
+    def end(self, run_id: str) -> None:
+        for sub in self._subscribers.get(run_id, ()):
+            sub.queue.put_nowait(END)
+
+
+async def sse_stream(
+    sub: Subscription, prelude: Iterable[Event], idle_ping_seconds: float = 15.0
+) -> AsyncIterator[bytes]:
+    """``prelude`` events, then the run's events until its execution ends, then ``done``."""
+    try:
+        for name, data in prelude:
+            yield encode_event(name, data)
+        queue = sub.queue
+        while True:
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    item = await asyncio.wait_for(queue.get(), idle_ping_seconds)
+                except TimeoutError:
+                    # A comment line keeps proxies from closing a quiet stream.
+                    yield b": ping\n\n"
+                    continue
+            if item is END:
+                break
+            yield encode_event(*item)
+        yield encode_done()
+    finally:
+        sub.close()

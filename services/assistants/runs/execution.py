@@ -1,0 +1,431 @@
+"""One run's execution: one model turn from in_progress to its next resting state.
+
+Events are published as they happen; the database sees a few writes per turn (start, the
+message and its step when the first token arrives, the outcome), never one per token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from ..clock import now
+from ..domain.messages import message_object, text_content
+from ..domain.runs import TERMINAL_STATUSES, mark_cancelled, run_object, step_object
+from ..ids import new_id
+from ..tables import Message, Run, RunStep
+from . import claims
+from .events import EventBus
+from .prompt import PromptTooLong, build_request, run_history, thread_history
+from .upstream import UpstreamFailure
+
+__all__ = ["ChunkSource", "RunExecution"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ChunkSource = Callable[[dict[str, Any]], AsyncIterator[dict[str, Any]]]
+
+
+async def _uncancellable(coro: Awaitable[T]) -> T:
+    """Finish a database write even if a cancel arrives meanwhile, then honour the cancel."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+def public_run(row: Run) -> dict[str, Any]:
+    obj = run_object(row)
+    if row.status not in TERMINAL_STATUSES:
+        obj["usage"] = None  # OpenAI reports usage only once a run has ended
+    return obj
+
+
+def add_usage(total: dict[str, int] | None, more: dict[str, Any] | None) -> dict[str, int] | None:
+    if not more:
+        return total
+    out = dict(total or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        out[key] = out.get(key, 0) + int(more.get(key) or 0)
+    return out
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class Turn:
+    """What the model produced so far in this turn (kept in memory, not in the database)."""
+
+    message: Message | None = None
+    message_step: RunStep | None = None
+    text: list[str] = field(default_factory=list)
+    tool_step: RunStep | None = None
+    calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+class RunExecution:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        bus: EventBus,
+        worker: str,
+        lease: float,
+        source: ChunkSource,
+        run_id: str,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.worker = worker
+        self.lease = lease
+        self.source = source
+        self.run_id = run_id
+        self.cancel_requested = False
+        self._model_task: asyncio.Task[None] | None = None
+        self.turn = Turn()
+        self.run: Run | None = None
+
+    def request_cancel(self) -> None:
+        self.cancel_requested = True
+        if self._model_task is not None:
+            self._model_task.cancel()
+
+    def emit(self, name: str, data: Any) -> None:
+        self.bus.publish(self.run_id, name, data)
+
+    async def execute(self) -> None:
+        try:
+            await self._execute()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run %s: unexpected error", self.run_id)
+            await self._finish("failed", error=("server_error", "The run failed unexpectedly."))
+        finally:
+            self.bus.end(self.run_id)
+
+    async def _execute(self) -> None:
+        started = await claims.start_run(self.db, self.run_id, self.worker, self.lease)
+        if started is None:
+            await self._report_current_state()
+            return
+        run = self.run = started.run
+        self.emit("thread.run.in_progress", public_run(run))
+        budget = None
+        if run.max_completion_tokens is not None:
+            used = (run.usage or {}).get("completion_tokens", 0)
+            budget = run.max_completion_tokens - used
+            if budget <= 0:
+                await self._finish("incomplete", reason="max_completion_tokens")
+                return
+        try:
+            prompt = build_request(
+                run,
+                thread_history(started.thread_messages),
+                run_history(started.steps, started.own_messages),
+                budget,
+            )
+        except PromptTooLong:
+            await self._finish("incomplete", reason="max_prompt_tokens")
+            return
+        if self.cancel_requested:
+            await self._finish("cancelled")
+            return
+        self._model_task = asyncio.create_task(self._consume(prompt.body))
+        try:
+            await self._model_task
+        except asyncio.CancelledError:
+            if not self.cancel_requested:
+                raise  # the service is stopping; the lease lapses and the run is recovered
+            await self._finish("cancelled")
+            return
+        except UpstreamFailure as exc:
+            log.warning("run %s failed: %s: %s", self.run_id, exc.code, exc.message)
+            await self._finish("failed", error=(exc.code, exc.message))
+            return
+        turn = self.turn
+        if self.cancel_requested:
+            await self._finish("cancelled")
+        elif turn.calls:
+            await self._finish("requires_action")
+        elif turn.finish_reason == "length":
+            await self._finish("incomplete", reason="max_completion_tokens")
+        else:
+            await self._finish("completed")
+
+    async def _report_current_state(self) -> None:
+        async with self.db.read() as session:
+            row = await session.scalar(select(Run).where(Run.id == self.run_id))
+        if row is not None and row.status in (*TERMINAL_STATUSES, "requires_action"):
+            self.emit(f"thread.run.{row.status}", public_run(row))
+
+    # -- the model turn -------------------------------------------------------------------
+
+    async def _consume(self, body: dict[str, Any]) -> None:
+        turn = self.turn
+        async for chunk in self.source(body):
+            if chunk.get("usage"):
+                turn.usage = chunk["usage"]
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
+                if content:
+                    await self._on_text(content)
+                if delta.get("tool_calls"):
+                    await self._on_tool_calls(delta["tool_calls"])
+                if choice.get("finish_reason"):
+                    turn.finish_reason = choice["finish_reason"]
+
+    async def _on_text(self, content: str) -> None:
+        turn = self.turn
+        if turn.message is None:
+            await _uncancellable(self._open_message())
+        assert turn.message is not None
+        turn.text.append(content)
+        self.emit(
+            "thread.message.delta",
+            {
+                "id": turn.message.id,
+                "object": "thread.message.delta",
+                "delta": {
+                    "content": [
+                        {
+                            "index": 0,
+                            "type": "text",
+                            "text": {"value": content, "annotations": []},
+                        }
+                    ]
+                },
+            },
+        )
+
+    async def _open_message(self) -> None:
+        run = self.run
+        assert run is not None
+        stamp = now()
+        message = Message(
+            id=new_id("msg_"),
+            thread_id=run.thread_id,
+            created_at=stamp,
+            role="assistant",
+            content=[],
+            status="in_progress",
+            assistant_id=run.assistant_id,
+            run_id=run.id,
+            attachments=[],
+            metadata_={},
+        )
+        step = self._new_step(
+            "message_creation",
+            {"type": "message_creation", "message_creation": {"message_id": message.id}},
+        )
+        async with self.db.write() as session:
+            # Written before any token is relayed: after a crash the thread still shows the
+            # message this run was writing.
+            session.add_all([step, message])
+        self.turn.message, self.turn.message_step = message, step
+        self.emit("thread.run.step.created", step_object(step))
+        self.emit("thread.run.step.in_progress", step_object(step))
+        self.emit("thread.message.created", message_object(message))
+        self.emit("thread.message.in_progress", message_object(message))
+
+    def _new_step(self, kind: str, details: dict[str, Any]) -> RunStep:
+        run = self.run
+        assert run is not None
+        return RunStep(
+            id=new_id("step_"),
+            created_at=now(),
+            run_id=run.id,
+            thread_id=run.thread_id,
+            assistant_id=run.assistant_id,
+            type=kind,
+            status="in_progress",
+            step_details=details,
+            metadata_={},
+        )
+
+    async def _on_tool_calls(self, fragments: list[dict[str, Any]]) -> None:
+        turn = self.turn
+        if turn.message is not None and turn.message.status == "in_progress":
+            # Text came first: that message is done before the tool calls start.
+            await _uncancellable(self._close_message("completed"))
+        if turn.tool_step is None:
+            step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
+            async with self.db.write() as session:
+                session.add(step)
+            turn.tool_step = step
+            self.emit("thread.run.step.created", step_object(step))
+            self.emit("thread.run.step.in_progress", step_object(step))
+        for frag in fragments:
+            function = frag.get("function") or {}
+            index = frag.get("index")
+            if index is None:
+                # Servers that omit the index start a new call with an id (or a name).
+                starts = frag.get("id") or function.get("name")
+                known = turn.calls and frag.get("id") in (None, turn.calls[-1].id)
+                index = len(turn.calls) if starts and not known else max(len(turn.calls) - 1, 0)
+            delta: dict[str, Any] = {"index": index, "type": "function"}
+            if index >= len(turn.calls):
+                call = ToolCall(id=frag.get("id") or new_id("call_"))
+                turn.calls.append(call)
+                call.name = function.get("name") or ""
+                call.arguments = function.get("arguments") or ""
+                delta.update(
+                    id=call.id,
+                    function={"name": call.name, "arguments": call.arguments, "output": None},
+                )
+            else:
+                call = turn.calls[index]
+                arguments = function.get("arguments") or ""
+                call.arguments += arguments
+                if function.get("name"):
+                    call.name += function["name"]
+                delta["function"] = {"arguments": arguments}
+            step = turn.tool_step
+            self.emit(
+                "thread.run.step.delta",
+                {
+                    "id": step.id,
+                    "object": "thread.run.step.delta",
+                    "delta": {"step_details": {"type": "tool_calls", "tool_calls": [delta]}},
+                },
+            )
+
+    async def _close_message(self, status: str, reason: str | None = None) -> None:
+        """Write the message's text (and its step) once, at the end of the message."""
+        turn = self.turn
+        message, step = turn.message, turn.message_step
+        assert message is not None and step is not None
+        stamp = now()
+        async with self.db.write() as session:
+            message = await session.merge(message)
+            step = await session.merge(step)
+            text = "".join(turn.text)
+            message.content = [text_content(text)] if text else []
+            message.status = status
+            if status == "completed":
+                message.completed_at = stamp
+            else:
+                message.incomplete_at = stamp
+                message.incomplete_details = {"reason": reason}
+            step.status = {"run_cancelled": "cancelled", "run_failed": "failed"}.get(
+                reason or "", "completed"
+            )
+            if step.status == "completed":
+                step.completed_at = stamp
+                step.usage = _usage(turn.usage) if not turn.calls else None
+            elif step.status == "cancelled":
+                step.cancelled_at = stamp
+            else:
+                step.failed_at = stamp
+        turn.message, turn.message_step = message, step
+        self.emit(f"thread.message.{status}", message_object(message))
+        self.emit(f"thread.run.step.{step.status}", step_object(step))
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    async def _finish(
+        self, outcome: str, *, reason: str | None = None, error: tuple[str, str] | None = None
+    ) -> None:
+        turn = self.turn
+        if turn.message is not None and turn.message.status == "in_progress":
+            if outcome == "completed":
+                await self._close_message("completed")
+            else:
+                why = {
+                    "incomplete": "max_tokens",
+                    "cancelled": "run_cancelled",
+                    "failed": "run_failed",
+                }
+                await self._close_message("incomplete", why.get(outcome, "run_failed"))
+        stamp = now()
+        events: list[tuple[str, Any]] = []
+        async with self.db.write() as session:
+            run = await session.scalar(select(Run).where(Run.id == self.run_id).with_for_update())
+            if (
+                run is None
+                or run.worker_id != self.worker
+                or run.status
+                not in (
+                    "in_progress",
+                    "cancelling",
+                )
+            ):
+                log.warning("run %s is no longer ours to finish; leaving it", self.run_id)
+                return
+            if run.status == "cancelling" and outcome in ("completed", "requires_action"):
+                outcome = "cancelled"
+            run.usage = add_usage(run.usage, turn.usage)
+            step = turn.tool_step
+            if step is not None:
+                step = await session.merge(step)
+                step.step_details = {
+                    "type": "tool_calls",
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments, "output": None},
+                        }
+                        for c in turn.calls
+                    ],
+                }
+                step.usage = _usage(turn.usage)
+                if outcome != "requires_action":
+                    step.status = {"cancelled": "cancelled", "completed": "completed"}.get(
+                        outcome, "failed"
+                    )
+                    setattr(step, f"{step.status}_at", stamp)
+                    if step.status == "failed" and error:
+                        step.last_error = {"code": error[0], "message": error[1]}
+                    events.append((f"thread.run.step.{step.status}", step_object(step)))
+            if outcome == "requires_action":
+                run.status = "requires_action"
+                calls = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }
+                    for c in turn.calls
+                ]
+                run.required_action = {
+                    "type": "submit_tool_outputs",
+                    "submit_tool_outputs": {"tool_calls": calls},
+                }
+            elif outcome == "cancelled":
+                mark_cancelled(run)
+            else:
+                run.status = outcome
+                run.expires_at = None
+                if outcome == "completed":
+                    run.completed_at = stamp
+                elif outcome == "incomplete":
+                    run.completed_at = stamp
+                    run.incomplete_details = {"reason": reason}
+                elif outcome == "failed":
+                    run.failed_at = stamp
+                    code, message = error or ("server_error", "The run failed.")
+                    run.last_error = {"code": code, "message": message}
+            events.append((f"thread.run.{run.status}", public_run(run)))
+        for name, data in events:
+            self.emit(name, data)
+
+
+def _usage(usage: dict[str, Any] | None) -> dict[str, int] | None:
+    return add_usage(None, usage) if usage else None

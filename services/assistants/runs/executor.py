@@ -1,0 +1,175 @@
+"""RunExecutor: claims queued runs, executes them as tasks, heartbeats, recovers and expires.
+
+One per process. Runs created with ``stream: true`` are claimed by the creating request and
+executed here at once, so their events flow in-process; the others are claimed from the
+database by the claim loop, woken in-process on creation and polling for other replicas'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from ..config import Settings
+from ..db import Database
+from ..ids import new_id
+from . import claims
+from .events import EventBus
+from .execution import RunExecution
+from .mock import mock_chunks
+from .upstream import Timeouts, stream_chat
+
+__all__ = ["RunExecutor", "start_executor"]
+
+log = logging.getLogger(__name__)
+
+
+class RunExecutor:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.lease = settings.run_lease_seconds
+        self.ready = ready
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{new_id('')[:8]}"
+        self.bus = EventBus()
+        self.executions: dict[str, RunExecution] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        timeouts = Timeouts(
+            connect=settings.upstream_connect_timeout,
+            first_token=settings.upstream_first_token_timeout,
+            idle=settings.upstream_idle_timeout,
+        )
+
+        def upstream(body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+            return stream_chat(http, body, timeouts)
+
+        self.source = mock_chunks if settings.use_mock_inference else upstream
+
+    # -- what routes call -----------------------------------------------------------------
+
+    def execute_now(self, run_id: str) -> None:
+        """Execute a run this process has claimed itself (a streamed create or submit)."""
+        self._spawn(run_id)
+
+    def wake(self) -> None:
+        """A run was queued: look for work now rather than at the next poll."""
+        self._wake.set()
+
+    def request_cancel(self, run_id: str) -> None:
+        execution = self.executions.get(run_id)
+        if execution is not None:
+            execution.request_cancel()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="run-claims"),
+            asyncio.create_task(self._maintenance_loop(), name="run-maintenance"),
+        ]
+        log.info("run executor %s started (lease %.1fs)", self.worker, self.lease)
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        running = list(self._tasks)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*self._loops, *running, return_exceptions=True)
+        if running:
+            try:
+                await claims.release(self.db, self.worker)
+            except Exception:
+                log.exception("could not release this worker's runs; their leases will lapse")
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _spawn(self, run_id: str) -> None:
+        if run_id in self.executions:
+            return
+        execution = RunExecution(
+            db=self.db,
+            bus=self.bus,
+            worker=self.worker,
+            lease=self.lease,
+            source=self.source,
+            run_id=run_id,
+        )
+        self.executions[run_id] = execution
+        task = asyncio.create_task(self._run(execution), name=f"run-{run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, execution: RunExecution) -> None:
+        try:
+            await execution.execute()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The lease lapses and recovery takes the run over; the stream already ended.
+            log.exception("run %s: execution crashed", execution.run_id)
+        finally:
+            self.executions.pop(execution.run_id, None)
+            self._wake.set()
+
+    async def _claim_loop(self) -> None:
+        poll = self.settings.run_poll_seconds
+        while True:
+            self._wake.clear()
+            free = self.settings.max_concurrent_runs - len(self.executions)
+            if free > 0 and self.ready():
+                try:
+                    for run_id in await claims.claim_queued(self.db, self.worker, free, self.lease):
+                        self._spawn(run_id)
+                except Exception as exc:
+                    log.warning("claiming runs failed: %s: %s", type(exc).__name__, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll)
+
+    async def _maintenance_loop(self) -> None:
+        interval = max(0.2, min(self.lease / 3, 5.0))
+        while True:
+            await asyncio.sleep(interval)
+            if not self.ready():
+                continue
+            try:
+                cancelling = await claims.heartbeat(
+                    self.db, self.worker, list(self.executions), self.lease
+                )
+                for run_id in cancelling:
+                    self.request_cancel(run_id)
+                if await claims.recover_lapsed_runs(self.db, self.lease):
+                    self.wake()
+                await claims.expire_waiting_runs(self.db)
+            except Exception as exc:
+                log.warning("run maintenance failed: %s: %s", type(exc).__name__, exc)
+
+
+async def start_executor(app: FastAPI) -> Callable[[], Awaitable[None]]:
+    """The WORKERS hook: one executor per app, on ``app.state.executor``."""
+    executor = RunExecutor(
+        db=app.state.db,
+        http=app.state.http,
+        settings=app.state.settings,
+        ready=lambda: bool(app.state.schema_ready),
+    )
+    app.state.executor = executor
+    await executor.start()
+    return executor.stop

@@ -1,0 +1,73 @@
+"""Fixtures for the runs suites: a scripted upstream process and the service pointed at it.
+
+A test module sets ``SCRIPT`` (the fake upstream's script) and may set ``SERVICE_ENV``.
+Each response in a script is picked by a ``match`` substring of the last user message, so
+tests stay independent by using distinct words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import run_openai_upstream
+from tests.fakes.process import FakeUpstream
+from tests.support.processes import ServiceProcess, run_assistants
+
+# Short limits so failure tests take seconds: a stall of 2 s is already "too slow".
+FAST_FAILURE_ENV = {
+    "UPSTREAM_CONNECT_TIMEOUT": "2",
+    "UPSTREAM_FIRST_TOKEN_TIMEOUT": "1.5",
+    "UPSTREAM_IDLE_TIMEOUT": "1",
+    "RUN_LEASE_SECONDS": "3",
+    "RUN_POLL_SECONDS": "0.2",
+}
+
+
+@pytest.fixture(scope="module")
+def upstream(request: pytest.FixtureRequest, database_url: str) -> Iterator[FakeUpstream]:
+    """The module's scripted upstream; one per database, since responses are consumed."""
+    script: Any = getattr(request.module, "SCRIPT", [])
+    with run_openai_upstream(script) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def runs_service(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    upstream: FakeUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServiceProcess]:
+    env = {
+        **FAST_FAILURE_ENV,
+        "SOVEREIGN_PLAYGROUND_URL": upstream.url,
+        **getattr(request.module, "SERVICE_ENV", {}),
+    }
+    log = tmp_path_factory.mktemp("logs") / "assistants.log"
+    with run_assistants(database_url, log, env=env) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def client(runs_service: ServiceProcess) -> Iterator[openai.OpenAI]:
+    sdk = openai.OpenAI(base_url=f"{runs_service.base_url}/v1", api_key="test-key", max_retries=0)
+    yield sdk
+    sdk.close()
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
