@@ -26,14 +26,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.port is not None:
             settings.api_port = args.port
         settings.database()
+        if not isinstance(logging.getLevelName(settings.log_level), int):
+            raise ConfigError(
+                f"LOG_LEVEL {settings.log_level!r} is not a logging level "
+                "(use DEBUG, INFO, WARNING or ERROR)"
+            )
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        app = create_app(settings)
     except (ConfigError, ValidationError) as exc:
         message = str(exc) if isinstance(exc, ConfigError) else _first_error(exc)
         print(f"error: {message}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    app = create_app(settings)
     bind = (
         {"fd": args.fd}
         if args.fd is not None

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from .config import PROJECT_ROOT
+from .config import PROJECT_ROOT, ConfigError
 
 __all__ = ["Database", "MigrationState", "alembic_config", "head_revision"]
 
@@ -65,7 +65,13 @@ class Database:
         self.url = url
         self.dialect = url.get_backend_name()
         if self.is_sqlite:
-            Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.database or "").parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create {folder} for the SQLite database: {exc.strerror or exc}"
+                ) from None
             async_url = url.set(drivername="sqlite+aiosqlite")
         else:
             async_url = url.set(drivername="postgresql+psycopg")
