@@ -22,7 +22,7 @@ from stack import procs
 from stack.config import StackConfig, load
 from stack.interpolate import InterpolationError
 from stack.logs import follow, merged_tail
-from stack.plan import make_plan
+from stack.plan import ExternalDown, make_plan
 from stack.ports import PortsExhausted
 from stack.render import UpRenderer, line_printer, port_text, status_table
 from stack.runner import Emit, LinePrinter, Runner
@@ -48,7 +48,7 @@ async def _supervise_async(
 ) -> int:
     try:
         plan = await make_plan(cfg)
-    except (PortsExhausted, InterpolationError, OSError) as exc:
+    except (PortsExhausted, InterpolationError, ExternalDown, OSError) as exc:
         emit({"t": "error", "text": str(exc)})
         return 1
     for name, p in plan.ports.items():
@@ -254,7 +254,10 @@ def logs(file: Path, service: str | None, lines: int, follow_: bool) -> int:
 
 def config(file: Path) -> int:
     cfg = load(file)
-    plan = asyncio.run(make_plan(cfg))
+    try:
+        plan = asyncio.run(make_plan(cfg))
+    except (PortsExhausted, InterpolationError, ExternalDown) as exc:
+        raise StackError(str(exc)) from None
     plan.close_sockets()
     for note in [c.note for c in plan.choices.values()]:
         print(f"# {note}")

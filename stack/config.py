@@ -60,13 +60,16 @@ class Strict(BaseModel):
 
 
 class Probe(Strict):
-    """How to tell that a service is up: exactly one of http, tcp, command."""
+    """How to tell that a service is up: exactly one of http, tcp, command. While starting it
+    is tried every `interval` until it passes or `start_timeout` runs out; once healthy, every
+    `liveness_interval`, and `failure_threshold` failures in a row restart the service."""
 
     http: str | None = None  # a path on the service URL ("/health") or a full URL
     tcp: bool | str | None = None  # true: the service's host:port; or "host:port"
     command: str | None = None  # exit code 0 means healthy
     initial_delay: float = Field(0.0, ge=0)
     interval: float = Field(1.0, gt=0)
+    liveness_interval: float = Field(10.0, gt=0)
     timeout: float = Field(2.0, gt=0)
     failure_threshold: int = Field(3, ge=1)
     start_timeout: float = Field(60.0, gt=0)
@@ -142,11 +145,22 @@ class Task(Strict):
 
 
 class When(Strict):
-    installed: str  # an executable on PATH; a variant is also chosen when it can adopt
+    """When a variant is chosen: an executable is on PATH, or a variable is set and not empty.
+    A variant that may adopt is also chosen when its port already answers its probe."""
+
+    installed: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> When:
+        if (self.installed is None) == (self.env is None):
+            raise ValueError("`when` needs exactly one of installed, env")
+        return self
 
 
 class Service(Strict):
-    command: str | None = None  # None: nothing to start (only valid with adopt)
+    # None: an external service, nothing to start; it needs a url (and is checked by its probe)
+    command: str | None = None
     cwd: str = "."
     env: dict[str, Str] = {}
     host: str = "127.0.0.1"
@@ -280,13 +294,15 @@ def _check_semantics(
                     and any(f.probe is None for f in all_forms[dep])
                 ):
                     problems.append((p + ".condition", f"'healthy' needs a probe on {dep!r}"))
-            if svc.command is None and not svc.adopt:
-                problems.append((_fmt((*base, "command")), "a command is required"))
+            if svc.command is None and not (svc.adopt or svc.url is not None):
+                problems.append(
+                    (_fmt((*base, "command")), "a command is required (or a url, if external)")
+                )
             if svc.adopt and svc.probe is None:
                 problems.append((_fmt((*base, "adopt")), "adopting needs a probe to check with"))
             if svc.socket and svc.port is None:
                 problems.append((_fmt((*base, "socket")), "socket: inherit needs a port"))
-            if svc.probe and svc.port is None and svc.probe.kind != "command":  # noqa: SIM102
+            if svc.probe and svc.port is None and svc.url is None and svc.probe.kind != "command":  # noqa: SIM102
                 if svc.probe.tcp is True or (svc.probe.http or "").startswith("/"):
                     problems.append((_fmt((*base, "probe")), "this probe needs the service's port"))
             problems += _check_refs(svc, base, set(raw_deps))

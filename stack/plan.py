@@ -13,7 +13,7 @@ from stack.health import ProbeTarget, check
 from stack.interpolate import InterpolationError, interpolate_refs, walk_strings
 from stack.ports import PortPlan, PortRequest, resolve_ports
 
-__all__ = ["Choice", "Plan", "choose_variants", "make_plan"]
+__all__ = ["Choice", "ExternalDown", "Plan", "choose_variants", "make_plan"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,9 @@ class Plan:
 
     @property
     def adopted(self) -> frozenset[str]:
-        return frozenset(n for n, p in self.ports.items() if p.adopted)
+        """Services the stack does not start: adopted on their port, or external (no command)."""
+        external = {n for n, s in self.services.items() if s.command is None}
+        return frozenset(n for n, p in self.ports.items() if p.adopted) | external
 
     def close_sockets(self) -> None:
         for p in self.ports.values():
@@ -55,6 +57,7 @@ async def choose_variants(
     installed: Callable[[str], bool] = lambda exe: shutil.which(exe) is not None,
     answers: Answers = probe_answers,
 ) -> tuple[dict[str, Service], dict[str, Choice]]:
+    env = cfg.env
     """The first variant whose `when` holds (installed, or already answering where it may be
     adopted); a variant without `when` always holds."""
     services = dict(cfg.services)
@@ -63,7 +66,11 @@ async def choose_variants(
         missed: list[str] = []
         for var in variants:
             running = bool(var.adopt and var.port and await answers(var, var.port))
-            if var.when is None or running or installed(var.when.installed):
+            when = var.when
+            holds = when is None or (
+                installed(when.installed) if when.installed else bool(env.get(when.env or ""))
+            )
+            if running or holds:
                 how = "already running, adopted" if running else "selected"
                 note = f"{name}: {var.name} ({how})"
                 if missed:
@@ -74,7 +81,13 @@ async def choose_variants(
                 choices[name] = Choice(var.name or "", note)
                 break
             where = f" and nothing answers on {var.host}:{var.port}" if var.adopt else ""
-            missed.append(f"{var.name} not used: `{var.when.installed}` is not installed{where}")
+            assert when is not None
+            why = (
+                f"`{when.installed}` is not installed"
+                if when.installed
+                else f"{when.env} is not set"
+            )
+            missed.append(f"{var.name} not used: {why}{where}")
         else:
             raise InterpolationError(f"{name}: no variant fits ({'; '.join(missed)})")
     return services, choices
@@ -140,7 +153,7 @@ async def make_plan(
             n, services[n].host, services[n].port or 0, services[n].adopt, bool(services[n].socket)
         )
         for n in order
-        if services[n].port
+        if services[n].port and services[n].command is not None
     ]
 
     async def answers_by_name(name: str, port: int) -> bool:
@@ -149,7 +162,22 @@ async def make_plan(
     ports = await resolve_ports(requests, answers_by_name)
     try:
         resolved = resolve_refs(services, ports)
+        for name, svc in resolved.items():
+            # an external service must already answer: there is nothing to start
+            if svc.command is None and svc.probe and not await external_answers(svc):
+                raise ExternalDown(
+                    f"{name}: nothing to start, and {svc.url} does not answer its probe"
+                )
     except BaseException:
         Plan(services, ports).close_sockets()
         raise
     return Plan(resolved, ports, choices)
+
+
+class ExternalDown(Exception):
+    """An external service (no command) that does not answer."""
+
+
+async def external_answers(svc: Service) -> bool:
+    assert svc.probe is not None
+    return (await check(ProbeTarget(svc.probe, svc.host, svc.port, svc.url)))[0]

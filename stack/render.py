@@ -17,6 +17,7 @@ MARKS = {
     "running": "[green]✔[/]",
     "completed": "[green]✔[/]",
     "adopted": "[green]✔[/]",
+    "external": "[green]✔[/]",
     "failed": "[red]✘[/]",
     "skipped": "[yellow]-[/]",
 }
@@ -59,7 +60,11 @@ def status_table(status: dict[str, Any]) -> Table:
         if svc.get("variant"):
             name = f"{name} [dim]({svc['variant']})[/]"
         health = svc.get("health") or ""
-        style = "green" if state in ("healthy", "running", "adopted", "completed") else "yellow"
+        style = (
+            "green"
+            if state in ("healthy", "running", "adopted", "external", "completed")
+            else "yellow"
+        )
         if state in ("failed", "skipped") or state.startswith("unknown"):
             style = "red"
         table.add_row(

@@ -24,7 +24,10 @@ class StackPaths:
 
     @classmethod
     def for_stack(cls, stack_file: Path) -> StackPaths:
-        return cls(stack_file.resolve().parent / ".stack")
+        """`.stack/` beside the stack file, unless STACK_STATE_DIR names another place (so a
+        test or a second copy of the same stack can run beside a developer's own)."""
+        override = os.environ.get("STACK_STATE_DIR")
+        return cls(Path(override).resolve() if override else stack_file.resolve().parent / ".stack")
 
     @property
     def state(self) -> Path:
@@ -80,7 +83,7 @@ def live_status(paths: StackPaths) -> dict[str, Any] | None:
     now = time.time()
     for svc in data.get("services", {}).values():
         started = svc.get("started_at")
-        running = alive and svc.get("state") in LIVE | {"adopted"}
+        running = alive and svc.get("state") in LIVE | {"adopted", "external"}
         svc["uptime"] = round(now - started, 1) if running and started else None
         if not alive and svc.get("state") in LIVE:
             svc["state"] = "unknown (supervisor gone)"

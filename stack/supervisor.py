@@ -24,7 +24,7 @@ from stack.events import (
 
 __all__ = ["Effects", "Failure", "ServiceState", "Supervisor", "describe_exit"]
 
-READY = {"healthy", "running", "completed", "adopted"}
+READY = {"healthy", "running", "completed", "adopted", "external"}
 STARTED = READY | {"starting", "post-start"}
 DEAD_END = {"failed", "skipped", "stopped", "exited"}
 
@@ -103,7 +103,8 @@ class Supervisor:
     def begin(self) -> None:
         self.phase = "starting"
         for name in self.adopted:
-            self._set(name, "adopted", health="healthy")
+            state = "adopted" if self.svcs[name].spec.command else "external"
+            self._set(name, state, health="healthy")
         self._advance()
 
     def handle(self, ev: Event) -> None:
@@ -136,7 +137,7 @@ class Supervisor:
         state = self.svcs[dep].state
         ok = {
             "started": STARTED,
-            "healthy": {"healthy", "adopted"},
+            "healthy": {"healthy", "adopted", "external"},
             "completed_successfully": {"completed"},
         }[condition]
         if state in ok:
@@ -214,7 +215,7 @@ class Supervisor:
                 self._stop_proc(s, "liveness")
                 return
         self.fx.changed(s.name)
-        self.fx.call_at(self.clock() + probe.interval, Tick(s.name, s.gen, "probe"))
+        self.fx.call_at(self.clock() + probe.liveness_interval, Tick(s.name, s.gen, "probe"))
 
     def _after_healthy(self, s: ServiceState) -> None:
         if s.spec.post_healthy:
@@ -228,7 +229,8 @@ class Supervisor:
         self._set(s.name, state, reason="")
         if state == "healthy" and s.spec.probe:
             # liveness from here on; the probe chain continues from the readiness check
-            self.fx.call_at(self.clock() + s.spec.probe.interval, Tick(s.name, s.gen, "probe"))
+            when = self.clock() + s.spec.probe.liveness_interval
+            self.fx.call_at(when, Tick(s.name, s.gen, "probe"))
         self._advance()
 
     def _on_task(self, s: ServiceState, ev: TaskDone) -> None:
@@ -326,7 +328,7 @@ class Supervisor:
 
     def _restart(self, name: str) -> None:
         s = self.svcs[name]
-        if self.phase not in ("starting", "up") or s.state == "adopted":
+        if self.phase not in ("starting", "up") or s.state in ("adopted", "external"):
             return
         s.restart_times.clear()  # a manual restart starts a fresh window
         if s.has_process:
@@ -350,7 +352,13 @@ class Supervisor:
             return
         self.phase = "stopping"
         for s in self.svcs.values():
-            if not s.has_process and s.state not in ("failed", "adopted", "completed", "exited"):
+            if not s.has_process and s.state not in (
+                "failed",
+                "adopted",
+                "external",
+                "completed",
+                "exited",
+            ):
                 self.fx.cancel(s.name)
                 s.gen += 1
                 new = "skipped" if s.state == "pending" else "stopped"

@@ -109,6 +109,9 @@ class StackHarness:
 def harness(tmp_path: Path) -> Iterator[StackHarness]:
     h = StackHarness(tmp_path)
     yield h
+    if h.processes():
+        # a test that failed half-way: take its stack down the normal way, then check
+        h.cli("down", timeout=60)
     left = h.processes()
     h.cleanup()
     assert not left, f"test left {len(left)} processes running"
