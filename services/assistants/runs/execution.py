@@ -96,6 +96,7 @@ class RunExecution:
         self.source = source
         self.run_id = run_id
         self.cancel_requested = False
+        self.error: tuple[str, str] | None = None
         self._model_task: asyncio.Task[None] | None = None
         self.turn = Turn()
         self.run: Run | None = None
@@ -276,9 +277,12 @@ class RunExecution:
             index = frag.get("index")
             if index is None:
                 # Servers that omit the index start a new call with an id (or a name).
-                starts = frag.get("id") or function.get("name")
-                known = turn.calls and frag.get("id") in (None, turn.calls[-1].id)
-                index = len(turn.calls) if starts and not known else max(len(turn.calls) - 1, 0)
+                call_id = frag.get("id")
+                if call_id:
+                    starts = not turn.calls or call_id != turn.calls[-1].id
+                else:
+                    starts = bool(function.get("name")) or not turn.calls
+                index = len(turn.calls) if starts else len(turn.calls) - 1
             delta: dict[str, Any] = {"index": index, "type": "function"}
             if index >= len(turn.calls):
                 call = ToolCall(id=frag.get("id") or new_id("call_"))
@@ -333,6 +337,8 @@ class RunExecution:
                 step.cancelled_at = stamp
             else:
                 step.failed_at = stamp
+                code, text = self.error or ("server_error", "The run failed.")
+                step.last_error = {"code": code, "message": text}
         turn.message, turn.message_step = message, step
         self.emit(f"thread.message.{status}", message_object(message))
         self.emit(f"thread.run.step.{step.status}", step_object(step))
@@ -343,6 +349,7 @@ class RunExecution:
         self, outcome: str, *, reason: str | None = None, error: tuple[str, str] | None = None
     ) -> None:
         turn = self.turn
+        self.error = error
         if turn.message is not None and turn.message.status == "in_progress":
             if outcome == "completed":
                 await self._close_message("completed")
