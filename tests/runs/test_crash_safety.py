@@ -1,0 +1,159 @@
+"""kill -9 of the service mid-run, then restarts: no run stays in_progress, nothing written is
+lost, a dead worker's run is executed once more and then given up; requires_action runs
+still expire after restarts. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import run_openai_upstream
+from tests.fakes.process import FakeUpstream
+from tests.runs.conftest import FAST_FAILURE_ENV, WEATHER_TOOL
+from tests.support.processes import ServiceProcess, migrate, start_assistants
+
+SLOW = {"chunks": 40, "tokens_per_s": 8}
+SCRIPT = [
+    {"match": "before", "text": "Written before the crash."},
+    {"match": "retried", "text": "x " * 40, **SLOW},
+    {"match": "retried", "text": "Recovered answer."},
+    {"match": "doomed", "text": "y " * 40, **SLOW},
+    {"match": "doomed", "text": "z " * 40, **SLOW},
+    {"match": "waiting", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Bern"}}]},
+]
+LEASE_ENV = {**FAST_FAILURE_ENV, "RUN_LEASE_SECONDS": "1.5", "UPSTREAM_IDLE_TIMEOUT": "5"}
+
+
+@pytest.fixture(scope="module")
+def crash_upstream(database_url: str) -> Iterator[FakeUpstream]:
+    with run_openai_upstream(SCRIPT) as fake:
+        yield fake
+
+
+@pytest.fixture
+def launch(
+    database_url: str, crash_upstream: FakeUpstream, tmp_path: Path
+) -> Iterator[Callable[..., tuple[ServiceProcess, openai.OpenAI]]]:
+    """Start the service (again) against the module's database; every process is stopped."""
+    migrate(database_url)
+    started: list[ServiceProcess] = []
+
+    def start(**env: str) -> tuple[ServiceProcess, openai.OpenAI]:
+        service = start_assistants(
+            database_url,
+            tmp_path / f"assistants-{len(started)}.log",
+            env={**LEASE_ENV, "SOVEREIGN_PLAYGROUND_URL": crash_upstream.url, **env},
+        )
+        started.append(service)
+        sdk = openai.OpenAI(base_url=f"{service.base_url}/v1", api_key="test-key", max_retries=0)
+        return service, sdk
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def requests_for(upstream: FakeUpstream, word: str) -> int:
+    return sum(1 for r in upstream.chat_requests() if word in str(r["body"]["messages"][-1]))
+
+
+def writing(sdk: openai.OpenAI, thread_id: str) -> bool:
+    messages = sdk.beta.threads.messages.list(thread_id).data
+    return any(m.role == "assistant" and m.status == "in_progress" for m in messages)
+
+
+def test_kill_mid_run_then_restart_recovers_every_run(
+    launch: Callable[..., tuple[ServiceProcess, openai.OpenAI]], crash_upstream: FakeUpstream
+) -> None:
+    service, sdk = launch()
+    assistant = sdk.beta.assistants.create(model="fake-model")
+    first = sdk.beta.threads.create(messages=[{"role": "user", "content": "before"}])
+    done = sdk.beta.threads.runs.create_and_poll(
+        thread_id=first.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert done.status == "completed"
+    sdk.beta.threads.messages.create(first.id, role="user", content="retried please")
+    retried = sdk.beta.threads.runs.create(thread_id=first.id, assistant_id=assistant.id)
+    second = sdk.beta.threads.create(messages=[{"role": "user", "content": "doomed run"}])
+    doomed = sdk.beta.threads.runs.create(thread_id=second.id, assistant_id=assistant.id)
+    wait_until(lambda: writing(sdk, first.id) and writing(sdk, second.id))
+    service.kill()
+
+    # Second life: both leases lapse; both runs are executed again.
+    service, sdk = launch()
+    run = sdk.beta.threads.runs.poll(retried.id, thread_id=first.id, poll_interval_ms=100)
+    assert run.status == "completed", run.last_error
+    messages = sdk.beta.threads.messages.list(first.id, order="asc").data
+    summary = [(m.role, m.status, m.content[0].text.value if m.content else "") for m in messages]
+    assert summary == [
+        ("user", "completed", "before"),
+        ("assistant", "completed", "Written before the crash."),
+        ("user", "completed", "retried please"),
+        ("assistant", "incomplete", ""),
+        ("assistant", "completed", "Recovered answer."),
+    ]
+    assert messages[3].incomplete_details.reason == "run_failed"
+    assert requests_for(crash_upstream, "retried") == 2
+    wait_until(lambda: requests_for(crash_upstream, "doomed") == 2)
+    wait_until(lambda: writing(sdk, second.id))
+    service.kill()
+
+    # Third life: the doomed run died on its second attempt too, so it is given up.
+    service, sdk = launch()
+    run = sdk.beta.threads.runs.poll(doomed.id, thread_id=second.id, poll_interval_ms=100)
+    assert run.status == "failed"
+    assert run.last_error.code == "server_error"
+    assert "stopped" in run.last_error.message and "2 times" in run.last_error.message
+    statuses = [m.status for m in sdk.beta.threads.messages.list(second.id, order="asc").data]
+    assert statuses == ["completed", "incomplete", "incomplete"]
+    for thread in (first, second):
+        for r in sdk.beta.threads.runs.list(thread.id):
+            assert r.status in ("completed", "failed")
+
+
+def test_requires_action_expires_after_a_restart(
+    launch: Callable[..., tuple[ServiceProcess, openai.OpenAI]],
+) -> None:
+    service, sdk = launch(RUN_EXPIRY_SECONDS="2")
+    assistant = sdk.beta.assistants.create(model="fake-model", tools=[WEATHER_TOOL])
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "waiting game"}])
+    run = sdk.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "requires_action"
+    assert run.expires_at - run.created_at == 2
+    service.kill()
+    time.sleep(2.5)
+    service, sdk = launch(RUN_EXPIRY_SECONDS="2")
+    # runs.poll would return at once: requires_action is terminal to it.
+    run = wait_until(
+        lambda: (
+            (r := sdk.beta.threads.runs.retrieve(run.id, thread_id=thread.id)).status == "expired"
+            and r
+        ),
+        timeout=10,
+    )
+    step = sdk.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id).data[0]
+    assert step.status == "expired" and step.expired_at
+    call_id = step.step_details.tool_calls[0].id
+    with pytest.raises(openai.BadRequestError):
+        sdk.beta.threads.runs.submit_tool_outputs(
+            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call_id}]
+        )
+    sdk.beta.threads.messages.create(thread.id, role="user", content="the thread is free again")
