@@ -116,7 +116,23 @@ class RunExecution:
             raise
         except Exception:
             log.exception("run %s: unexpected error", self.run_id)
-            await self._finish("failed", error=("server_error", "The run failed unexpectedly."))
+            try:
+                await self._finish("failed", error=("server_error", "The run failed unexpectedly."))
+            except Exception:
+                # Not even the failure could be recorded (the database is gone, say): tell the
+                # stream with an error event; the lapsing lease will let recovery end the run.
+                log.exception("run %s: could not record the failure", self.run_id)
+                self.emit(
+                    "error",
+                    {
+                        "error": {
+                            "message": "The server had an error while processing the run.",
+                            "type": "server_error",
+                            "param": None,
+                            "code": "server_error",
+                        }
+                    },
+                )
         finally:
             self.bus.end(self.run_id)
 
