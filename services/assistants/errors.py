@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,14 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(message, kind), status_code=exc.status_code, headers=exc.headers)
 
 
+async def _unstorable(_request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the request carried (a NUL in an id on PostgreSQL):
+    # the client's input is at fault, not the server.
+    log.info("database refused a request value: %s", exc)
+    message = "The request contains a value the database cannot store (such as a NUL character)."
+    return JSONResponse(error_body(message, "invalid_request_error"), status_code=400)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(
@@ -224,4 +233,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(APIError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(Exception, _unexpected)

@@ -124,6 +124,31 @@ def test_bodies_that_are_not_json_objects(api: httpx.Client) -> None:
     assert api.post("/threads").status_code == 200
 
 
+def test_nul_characters_are_refused_on_every_database(api: httpx.Client) -> None:
+    # PostgreSQL cannot store NUL; SQLite could, but the two must accept the same inputs.
+    for body, param in [
+        ({"model": "m", "name": "a\u0000b"}, "name"),
+        ({"model": "m", "metadata": {"k\u0000": "v"}}, "metadata"),
+        (
+            {
+                "model": "m",
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {"name": "f", "parameters": {"enum": ["\u0000"]}},
+                    }
+                ],
+            },
+            "tools[0].function.parameters",
+        ),
+    ]:
+        response = api.post("/assistants", json=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == param
+    for path in ("/assistants/asst_%00", "/threads/thread_%00/messages?after=msg_%00"):
+        assert api.get(path).status_code in (400, 404)
+
+
 def test_sdk_rejects_unknown_fields(openai_client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as extra:
         openai_client.beta.assistants.create(model="m", extra_body={"colour": "blue"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 
@@ -27,10 +27,33 @@ def _check_metadata(value: dict[str, str]) -> dict[str, str]:
 Metadata = Annotated[dict[str, str], AfterValidator(_check_metadata)]
 
 
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text may not contain NUL (\\u0000) characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _without_nul(key)
+            _without_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _without_nul(item)
+    return value
+
+
 class Request(BaseModel):
-    """Request bodies reject unknown fields, as OpenAI's API does."""
+    """Request bodies reject unknown fields, as OpenAI's API does.
+
+    They also reject NUL characters anywhere in their text: PostgreSQL cannot store them,
+    and one database should not accept what the other refuses.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return _without_nul(value)
 
 
 class FunctionDefinition(Request):
