@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from stack.config import ConfigError
+from stack.errors import ConfigError, StackError
 
 app = typer.Typer(
     help="Bring the stack up, keep it alive, tell the truth about it, take it down.",
@@ -26,10 +28,13 @@ DEFAULT = Path("stack.yaml")
 
 
 def _run(fn: Callable[..., int], *args: Any) -> None:
-    from stack.commands import StackError
-
     try:
         code = fn(*args)
+        # Skip the interpreter's teardown (~0.1 s with pydantic loaded): nothing is left to
+        # clean up once the command has returned, and every `stack` call pays for it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     except ConfigError as exc:
         typer.echo(f"{len(exc.problems)} problem(s) in the stack file, nothing started:", err=True)
         for path, msg in exc.problems:
@@ -38,7 +43,6 @@ def _run(fn: Callable[..., int], *args: Any) -> None:
     except StackError as exc:
         typer.echo(f"stack: {exc}", err=True)
         raise typer.Exit(exc.code) from None
-    raise typer.Exit(code)
 
 
 @app.command()

@@ -3,7 +3,6 @@ one-line domain error, and prints through rich."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -14,19 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-from filelock import FileLock, Timeout
 from rich.console import Console
 
 from stack import procs
-from stack.config import StackConfig, load
-from stack.interpolate import InterpolationError
+from stack.errors import StackError
 from stack.logs import follow, merged_tail
-from stack.plan import ExternalDown, make_plan
-from stack.ports import PortsExhausted
 from stack.render import UpRenderer, line_printer, port_text, status_table
-from stack.runner import Emit, LinePrinter, Runner
 from stack.state import StackPaths, live_status
+
+# `up` and `config` import the config schema, the planner and the runner when they need
+# them: `stack status` and friends should not pay for pydantic and asyncio at start-up.
 
 __all__ = ["StackError", "config", "down", "logs", "restart", "status", "up"]
 
@@ -34,77 +30,11 @@ __all__ = ["StackError", "config", "down", "logs", "restart", "status", "up"]
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
-class StackError(Exception):
-    """A domain error: one readable line, and the exit code to leave with."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 # -- up ----------------------------------------------------------------------------------------
-async def _supervise_async(
-    cfg: StackConfig, paths: StackPaths, emit: Emit, printer: LinePrinter | None, wd: procs.Watchdog
-) -> int:
-    try:
-        plan = await make_plan(cfg)
-    except (PortsExhausted, InterpolationError, ExternalDown, OSError) as exc:
-        emit({"t": "error", "text": str(exc)})
-        return 1
-    for name, p in plan.ports.items():
-        if p.adopted:
-            emit(
-                {
-                    "t": "note",
-                    "text": f"{name}: something healthy already answers on port {p.port}; adopted",
-                }
-            )
-        elif p.moved:
-            emit({"t": "note", "text": f"{name}: port {p.asked} is taken; using {p.port}"})
-    for choice in plan.choices.values():
-        emit({"t": "note", "text": choice.note})
-    runner = Runner(cfg, plan, paths, emit, printer, wd)
-    failure = await runner.run()
-    return 1 if failure else 0
-
-
-def supervise(
-    cfg: StackConfig, paths: StackPaths, emit: Emit, printer: LinePrinter | None = None
-) -> int:
-    """Run the supervisor in this process until the stack is down; one per stack file."""
-    lock = FileLock(str(paths.lock), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        emit({"t": "running", "status": live_status(paths) or {}})
-        return 0
-    watchdog = procs.Watchdog()  # forked now, before the event loop starts any thread
-    try:
-        return asyncio.run(_supervise_async(cfg, paths, emit, printer, watchdog))
-    finally:
-        watchdog.close()
-        lock.release()
-
-
-class _PipeEmit:
-    """Reports to the waiting `stack up` over a pipe until it has its answer, then stops."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd: int | None = fd
-
-    def __call__(self, msg: dict[str, Any]) -> None:
-        if self.fd is None:
-            return
-        try:
-            os.write(self.fd, json.dumps(msg).encode() + b"\n")
-        except OSError:
-            msg = {"t": "ready"}  # the reader is gone; nothing more to say
-        if msg["t"] in ("ready", "failed", "running", "error"):
-            os.close(self.fd)
-            self.fd = None
-
-
 def up(file: Path, foreground: bool = False) -> int:
+    from stack.config import load
+    from stack.daemon import PipeEmit, supervise
+
     cfg = load(file)
     paths = StackPaths.for_stack(cfg.path)
     paths.ensure()
@@ -116,7 +46,7 @@ def up(file: Path, foreground: bool = False) -> int:
     if pid == 0:  # the detached supervisor
         code = 1
         try:
-            code = supervise(cfg, paths, _PipeEmit(fd))
+            code = supervise(cfg, paths, PipeEmit(fd))
         finally:
             os._exit(code)
     with os.fdopen(fd, "rb") as reports:
@@ -253,6 +183,13 @@ def logs(file: Path, service: str | None, lines: int, follow_: bool) -> int:
 
 
 def config(file: Path) -> int:
+    import asyncio
+
+    import yaml
+
+    from stack.config import load
+    from stack.daemon import ExternalDown, InterpolationError, PortsExhausted, make_plan
+
     cfg = load(file)
     try:
         plan = asyncio.run(make_plan(cfg))

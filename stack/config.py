@@ -12,19 +12,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from stack.errors import ConfigError
 from stack.interpolate import InterpolationError, find_references, interpolate_env, walk_strings
 
 __all__ = ["ConfigError", "Probe", "Service", "StackConfig", "Task", "dependency_order", "load"]
 
 SERVICE_ATTRS = {"host", "port", "url"}
-
-
-class ConfigError(Exception):
-    """stack.yaml cannot be used; `problems` holds every (path, message) found."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(f"{p}: {m}" if p else m for p, m in problems))
 
 
 def _to_str(value: Any) -> Any:
@@ -302,6 +295,15 @@ def _check_semantics(
                 problems.append((_fmt((*base, "adopt")), "adopting needs a probe to check with"))
             if svc.socket and svc.port is None:
                 problems.append((_fmt((*base, "socket")), "socket: inherit needs a port"))
+            if svc.socket and svc.probe and svc.probe.tcp is True:
+                # the stack holds the listening socket, so connections succeed before the
+                # service even runs
+                problems.append(
+                    (
+                        _fmt((*base, "probe", "tcp")),
+                        "with socket: inherit use an http or command probe",
+                    )
+                )
             if svc.probe and svc.port is None and svc.url is None and svc.probe.kind != "command":  # noqa: SIM102
                 if svc.probe.tcp is True or (svc.probe.http or "").startswith("/"):
                     problems.append((_fmt((*base, "probe")), "this probe needs the service's port"))

@@ -13,17 +13,22 @@ How children never outlive the stack, even after `kill -9` of the supervisor:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    import asyncio
+
+# psutil and asyncio are imported where used: `stack status` needs neither at start-up
 
 __all__ = [
     "Watchdog",
@@ -56,6 +61,8 @@ async def spawn(
     argv: Sequence[str], cwd: str, env: dict[str, str], pass_fds: Sequence[int] = ()
 ) -> asyncio.subprocess.Process:
     """Start argv in a new session with stdout+stderr on one pipe."""
+    import asyncio
+
     parent = os.getpid()
     return await asyncio.create_subprocess_exec(
         *argv,
@@ -83,6 +90,8 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 def group_alive(pgid: int) -> bool:
     """Whether any non-zombie process is left in the group."""
+    import psutil
+
     for proc in psutil.process_iter(["pid"]):
         try:
             if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
@@ -93,6 +102,8 @@ def group_alive(pgid: int) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    import psutil
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -100,10 +111,30 @@ def pid_alive(pid: int) -> bool:
 
 
 def descendants(pid: int) -> list[int]:
+    import psutil
+
     try:
         return [p.pid for p in psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
         return []
+
+
+def try_lock(path: Path) -> int | None:
+    """An exclusive lock held as long as the returned fd is open (so it dies with the
+    process, even on kill -9); None when another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def kill_tree(pids: Sequence[int], sig: int = signal.SIGKILL) -> None:

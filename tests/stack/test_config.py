@@ -71,6 +71,11 @@ services:
     adopt: true
   bare:
     port: 9000
+  held:
+    command: serve --fd ${self.fd}
+    port: 9001
+    socket: inherit
+    probe: {tcp: true}
 """
     with pytest.raises(ConfigError) as err:
         load(write(tmp_path, text), environ={})
@@ -81,6 +86,7 @@ services:
     assert "socket: inherit" in problems["services.api.env.SELF"]
     assert problems["services.bare.command"].startswith("a command is required")
     assert "probe" in problems["services.runtime.adopt"]
+    assert "use an http or command probe" in problems["services.held.probe.tcp"]
 
 
 def test_valid_file_with_env_file_and_defaults(tmp_path: Path) -> None:

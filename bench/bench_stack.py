@@ -1,0 +1,151 @@
+"""The stack supervisor's own cost: `stack up` wall time minus the services' own time to
+healthy, for 3 and 30 trivial services, and the supervisor's resident memory.
+
+    .venv/bin/python bench/bench_stack.py [--runs 3] [--sizes 3,30]
+
+A trivial service is a bare Python process that binds its port and sleeps; its probe is tcp
+every 20 ms. "Own time to healthy" is measured without the stack: the same N commands
+started directly, in parallel, until every port accepts (so CPU contention among the
+services themselves is not charged to the stack). The supervisor's own per-service figure
+(spawn to first passing probe) is shown too. Targets: under 300 ms overhead for 3 services,
+linear or better growth, under 60 MB resident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+SERVICE = (
+    "import socket, sys, time\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(3600)\n"
+)
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def baseline(directory: Path, n: int) -> float:
+    """Seconds until N trivial services started directly all accept connections."""
+    script = directory / "trivial.py"
+    script.write_text(SERVICE)
+    ports = free_ports(n)
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-S", str(script), str(p)]) for p in ports]
+    try:
+        pending = set(ports)
+        while pending:
+            for port in list(pending):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    pending.discard(port)
+                except OSError:
+                    pass
+            time.sleep(0.002)
+        return time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def stack_file(directory: Path, n: int) -> Path:
+    script = directory / "trivial.py"
+    script.write_text(SERVICE)
+    lines = ["services:"]
+    for i, port in enumerate(free_ports(n)):
+        lines += [
+            f"  s{i:02d}:",
+            f"    command: {sys.executable} -S {script} ${{self.port}}",
+            f"    port: {port}",
+            "    probe: {tcp: true, interval: 0.02, timeout: 1}",
+            "    stop_grace: 2",
+        ]
+    path = directory / "stack.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def stack(*args: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stack", *args, "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "STACK_STATE_DIR": str(path.parent / ".stack")},
+    )
+
+
+def one_run(n: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
+        own = baseline(Path(tmp), n)
+        path = stack_file(Path(tmp), n)
+        t0 = time.perf_counter()
+        up = stack("up", path=path)
+        wall = time.perf_counter() - t0
+        if up.returncode != 0:
+            raise SystemExit(f"stack up failed:\n{up.stdout}\n{up.stderr}")
+        status = json.loads(stack("status", "--json", path=path).stdout)
+        sup_own = max(s["ready_after"] for s in status["services"].values())
+        sup = psutil.Process(status["supervisor_pid"])
+        mem = sup.memory_full_info()
+        stack("down", path=path)
+    return {
+        "wall": wall,
+        "own": own,
+        "sup_own": sup_own,
+        "overhead": wall - own,
+        "rss": mem.rss,
+        "uss": mem.uss,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="3,30")
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    print(f"stack up overhead, median of {args.runs} runs ({os.cpu_count()} CPUs)")
+    heads = ("services", "up wall", "own ready", "(in stack)", "overhead", "per svc", "RSS", "USS")
+    widths = (8, 9, 10, 10, 9, 8, 8, 8)
+    print(" ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
+    results = {}
+    for n in sizes:
+        runs = [one_run(n) for _ in range(args.runs)]
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        results[n] = med
+        print(
+            f"{n:>8} {med['wall'] * 1000:>7.0f}ms {med['own'] * 1000:>8.0f}ms "
+            f"{med['sup_own'] * 1000:>8.0f}ms "
+            f"{med['overhead'] * 1000:>7.0f}ms {med['overhead'] * 1000 / n:>6.1f}ms "
+            f"{med['rss'] / 2**20:>6.1f}MB {med['uss'] / 2**20:>6.1f}MB"
+        )
+    if len(sizes) >= 2:
+        a, b = sizes[0], sizes[-1]
+        growth = (results[b]["overhead"] - results[a]["overhead"]) / (b - a)
+        print(f"marginal overhead per added service: {growth * 1000:.1f} ms")
+    print("RSS: the supervisor's resident set (it is forked from `stack up`, so much is shared);")
+    print("USS: the memory only the supervisor holds.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The supervisor process: takes the stack file's lock, forks the orphan watchdog, resolves the
+plan and runs the Runner until the stack is down; reports to `stack up` over a pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from stack import procs
+from stack.config import StackConfig
+from stack.interpolate import InterpolationError
+from stack.plan import ExternalDown, make_plan
+from stack.ports import PortsExhausted
+from stack.runner import Emit, LinePrinter, Runner
+from stack.state import StackPaths, live_status
+
+__all__ = [
+    "ExternalDown",
+    "InterpolationError",
+    "PipeEmit",
+    "PortsExhausted",
+    "make_plan",
+    "supervise",
+]
+
+
+async def _supervise_async(
+    cfg: StackConfig, paths: StackPaths, emit: Emit, printer: LinePrinter | None, wd: procs.Watchdog
+) -> int:
+    try:
+        plan = await make_plan(cfg)
+    except (PortsExhausted, InterpolationError, ExternalDown, OSError) as exc:
+        emit({"t": "error", "text": str(exc)})
+        return 1
+    for name, p in plan.ports.items():
+        if p.adopted:
+            emit(
+                {
+                    "t": "note",
+                    "text": f"{name}: something healthy already answers on port {p.port}; adopted",
+                }
+            )
+        elif p.moved:
+            emit({"t": "note", "text": f"{name}: port {p.asked} is taken; using {p.port}"})
+    for choice in plan.choices.values():
+        emit({"t": "note", "text": choice.note})
+    runner = Runner(cfg, plan, paths, emit, printer, wd)
+    failure = await runner.run()
+    return 1 if failure else 0
+
+
+def supervise(
+    cfg: StackConfig, paths: StackPaths, emit: Emit, printer: LinePrinter | None = None
+) -> int:
+    """Run the supervisor in this process until the stack is down; one per stack file."""
+    lock = procs.try_lock(paths.lock)
+    if lock is None:
+        emit({"t": "running", "status": live_status(paths) or {}})
+        return 0
+    watchdog = procs.Watchdog()  # forked now, before the event loop starts any thread
+    try:
+        return asyncio.run(_supervise_async(cfg, paths, emit, printer, watchdog))
+    finally:
+        watchdog.close()
+        procs.unlock(lock)
+
+
+class PipeEmit:
+    """Reports to the waiting `stack up` over a pipe until it has its answer, then stops."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def __call__(self, msg: dict[str, Any]) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.write(self.fd, json.dumps(msg).encode() + b"\n")
+        except OSError:
+            msg = {"t": "ready"}  # the reader is gone; nothing more to say
+        if msg["t"] in ("ready", "failed", "running", "error"):
+            os.close(self.fd)
+            self.fd = None
