@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import uvicorn
-
 from services.sovereign.app import create_app
 from services.sovereign.config import ConfigError
+from services.sovereign.serving import serve
 from services.sovereign.settings import Settings
 
 
@@ -29,10 +28,15 @@ def main(argv: list[str] | None = None) -> int:
         first = str(exc).splitlines()
         print(f"sovereign: bad settings: {' '.join(first[:3])}", file=sys.stderr)
         return 2
-    bind = (
-        {"fd": args.fd} if args.fd is not None else {"host": settings.host, "port": settings.port}
+    serve(
+        app,
+        host=settings.host,
+        port=settings.port,
+        fd=args.fd,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
-    uvicorn.run(app, log_level="info", access_log=False, timeout_graceful_shutdown=5, **bind)
     return 0
 
 

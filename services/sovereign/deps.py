@@ -13,15 +13,18 @@ from services.sovereign.routing import Router
 __all__ = ["RouterDep", "require_key"]
 
 
-def get_router(request: Request) -> Router:
+async def get_router(request: Request) -> Router:
     return request.app.state.router
 
 
 RouterDep = Annotated[Router, Depends(get_router)]
 
 
-def require_key(request: Request) -> None:
-    """With SOVEREIGN_API_KEY set, every /v1 request carries it as Bearer (or X-API-Key)."""
+async def require_key(request: Request) -> None:
+    """With SOVEREIGN_API_KEY set, every /v1 request carries it as Bearer (or X-API-Key).
+
+    Async (like get_router) only so FastAPI does not run it on a worker thread.
+    """
     expected: str | None = request.app.state.settings.api_key
     if not expected:
         return

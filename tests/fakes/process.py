@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
+
+from services.sovereign.serving import serve
 
 __all__ = ["FakeUpstream", "bind_free_socket", "run_fake", "serve_app_main"]
 
@@ -125,6 +126,5 @@ def serve_app_main(build_app: Any, argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     script = json.loads(Path(args.script).read_text())
     app = build_app(script)
-    kwargs: dict[str, Any] = {"fd": args.fd} if args.fd is not None else {"port": args.port}
-    config = uvicorn.Config(app, log_level="warning", access_log=False, **kwargs)
-    uvicorn.Server(config).run()
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False}
+    serve(app, host="127.0.0.1", port=args.port, fd=args.fd, **options)

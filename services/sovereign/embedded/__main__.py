@@ -6,9 +6,8 @@ import argparse
 import importlib.util
 import sys
 
-import uvicorn
-
 from services.sovereign.embedded.model_file import ModelFileError, bundled_model_path
+from services.sovereign.serving import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +36,15 @@ def main(argv: list[str] | None = None) -> int:
 
     runner = LlamaRunner(model_path, n_ctx=args.ctx, n_threads=args.threads)
     app = create_embedded_app(runner)
-    bind = {"fd": args.fd} if args.fd is not None else {"host": args.host, "port": args.port}
-    uvicorn.run(app, log_level="info", access_log=False, timeout_graceful_shutdown=5, **bind)
+    serve(
+        app,
+        host=args.host,
+        port=args.port,
+        fd=args.fd,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 
