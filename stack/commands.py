@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -82,14 +80,6 @@ def _conclude(render: UpRenderer, paths: StackPaths, code: int | None) -> int:
 
 
 # -- down, restart, status ---------------------------------------------------------------------
-def _control(paths: StackPaths, request: dict[str, Any]) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5.0)
-        sock.connect(str(paths.control))
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        return json.loads(sock.makefile().readline() or "{}")
-
-
 def _running(file: Path) -> tuple[StackPaths, dict[str, Any] | None]:
     paths = StackPaths.for_stack(file)
     status = live_status(paths)
@@ -104,9 +94,9 @@ def down(file: Path, timeout: float = 120.0) -> int:
         return 0
     pid = int(status["supervisor_pid"])
     try:
-        _control(paths, {"cmd": "down"})
+        procs.control_request(paths.control, {"cmd": "down"})
     except OSError:
-        os.kill(pid, signal.SIGTERM)  # same request by the other door
+        procs.terminate(pid)  # the same request by the other door
     deadline = time.monotonic() + timeout
     while procs.pid_alive(pid):
         if time.monotonic() > deadline:
@@ -123,7 +113,7 @@ def _sweep(paths: StackPaths) -> None:
     for svc in data.get("services", {}).values():
         pid = svc.get("pid")
         if pid and procs.group_alive(pid):
-            procs.signal_group(pid, signal.SIGKILL)
+            procs.kill_group(pid)
 
 
 def restart(file: Path, service: str, timeout: float = 120.0) -> int:
@@ -133,7 +123,7 @@ def restart(file: Path, service: str, timeout: float = 120.0) -> int:
     if service not in status["services"]:
         raise StackError(f"unknown service {service!r} (have: {', '.join(status['services'])})")
     before = status["services"][service].get("started_at")
-    reply = _control(paths, {"cmd": "restart", "service": service})
+    reply = procs.control_request(paths.control, {"cmd": "restart", "service": service})
     if not reply.get("ok"):
         raise StackError(reply.get("error", "restart refused"))
     deadline = time.monotonic() + timeout

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from stack import procs
 from stack.config import Probe
 
 __all__ = ["ProbeTarget", "check"]
@@ -87,20 +89,11 @@ async def _http(url: str) -> tuple[bool, str]:
 async def _command(
     cmd: str, timeout: float, cwd: str, env: dict[str, str] | None
 ) -> tuple[bool, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *shlex.split(cmd),
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = await procs.spawn(shlex.split(cmd), cwd, env if env is not None else dict(os.environ))
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        procs.kill_group(proc.pid)
         await proc.wait()
         return False, f"command probe timed out after {timeout:g}s"
     tail = out.decode(errors="replace").strip().splitlines()[-1:] if out else []

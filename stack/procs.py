@@ -17,13 +17,15 @@ import contextlib
 import ctypes
 import ctypes.util
 import fcntl
+import json
 import os
 import signal
+import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
@@ -117,6 +119,39 @@ def descendants(pid: int) -> list[int]:
         return [p.pid for p in psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
         return []
+
+
+def kill_group(pgid: int) -> bool:
+    return signal_group(pgid, signal.SIGKILL)
+
+
+def terminate(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
+def on_stop_signals(loop: asyncio.AbstractEventLoop, callback: Callable[[int], None]) -> None:
+    """Call callback(signum) from the loop on Ctrl-C, TERM and HUP."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, callback, sig)
+
+
+async def serve_control(path: Path, handler: Callable[..., Awaitable[None]]) -> asyncio.Server:
+    """The supervisor's control channel: a Unix socket beside the state file."""
+    import asyncio
+
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # left by a supervisor that was killed
+    return await asyncio.start_unix_server(handler, path=str(path))
+
+
+def control_request(path: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """One JSON request and its JSON reply over the control channel; OSError if nobody listens."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        return json.loads(sock.makefile().readline() or "{}")
 
 
 def try_lock(path: Path) -> int | None:

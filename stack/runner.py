@@ -163,7 +163,7 @@ class Runner:
         pump = asyncio.ensure_future(self._pump(name, proc))
         code = await proc.wait()
         # whatever the service left in its group goes with it; then the pipe reaches EOF
-        procs.signal_group(proc.pid, signal.SIGKILL)
+        procs.kill_group(proc.pid)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(pump), 2.0)
         pump.cancel()
@@ -279,13 +279,12 @@ class Runner:
         self._interrupts += 1
         if self._interrupts > 1:
             for proc in list(self.procs.values()):
-                procs.signal_group(proc.pid, signal.SIGKILL)
+                procs.kill_group(proc.pid)
         self.queue.put_nowait(StopRequested(f"received {signal.Signals(sig).name}"))
 
     async def run(self) -> Failure | None:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            self.loop.add_signal_handler(sig, self._on_signal, sig)
-        server = await asyncio.start_unix_server(self._control, path=str(self.paths.control))
+        procs.on_stop_signals(self.loop, self._on_signal)
+        server = await procs.serve_control(self.paths.control, self._control)
         try:
             self.sup.begin()
             self.flush()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
-import signal
 from collections.abc import Callable
 
 from stack import procs
@@ -45,7 +44,7 @@ async def run_command(
     try:
         await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout)
     except (TimeoutError, asyncio.CancelledError) as exc:
-        procs.signal_group(proc.pid, signal.SIGKILL)
+        procs.kill_group(proc.pid)
         with contextlib.suppress(Exception):
             await asyncio.shield(proc.wait())
         if isinstance(exc, asyncio.CancelledError):

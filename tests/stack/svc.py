@@ -26,8 +26,10 @@ def main() -> None:
     p.add_argument("--ignore-term", action="store_true")
     p.add_argument("--starts", help="append the start time to this file")
     p.add_argument("--say", default="")
+    p.add_argument("--sick-after", type=float, help="answer /health with 500 after this long")
     a = p.parse_args()
     name = os.environ.get("SVC_NAME", "svc")
+    born = time.monotonic()
     if a.starts:
         with open(a.starts, "a") as fh:
             fh.write(f"{time.time()}\n")
@@ -51,7 +53,8 @@ def main() -> None:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/health" else 404)
+            sick = a.sick_after is not None and time.monotonic() - born > a.sick_after
+            self.send_response((500 if sick else 200) if self.path == "/health" else 404)
             self.end_headers()
             self.wfile.write(b'{"status": "ok"}')
 

@@ -302,3 +302,31 @@ services:
     rest = proc.communicate(timeout=20)[0]
     assert proc.returncode == 0, rest
     harness.assert_nothing_left()
+
+
+def test_liveness_failures_restart_a_healthy_service(harness: StackHarness) -> None:
+    harness.write(f"""
+services:
+  api:
+    command: {{py}} {{svc}} --port ${{self.port}} --sick-after 0.5
+    port: {free_port()}
+    probe: {{http: /health, {FAST}, liveness_interval: 0.1, failure_threshold: 2}}
+    restart: {{policy: on-failure, backoff: 0.1, max_restarts: 10, window: 60}}
+    stop_grace: 1
+""")
+    assert harness.cli("up").returncode == 0
+    first = harness.status()["services"]["api"]["pid"]
+    svc = harness.wait_for(
+        lambda: (
+            (s := harness.status()["services"]["api"])["restarts"] >= 1
+            and s["state"] == "healthy"
+            and s
+        ),
+        what="a restart after failed liveness probes",
+    )
+    assert svc["pid"] != first
+    assert svc["last_exit"] == "killed by SIGTERM"
+    logs = harness.cli("logs", "api", "-n", "200").stdout
+    assert f"pid {first} exited with code -15" in logs
+    assert harness.cli("down").returncode == 0
+    harness.assert_nothing_left()

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from stack.config import AssistantSpec
-from stack.logs import LogWriter, merged_tail, strip_stamp, tail
+from stack.logs import LogWriter, follow, merged_tail, strip_stamp, tail
 from stack.provision import ollama_pull, provision_assistants
 from stack.tasks import run_command
 
@@ -133,3 +133,24 @@ def test_log_rotation_and_tail(tmp_path: Path) -> None:
     b.close()
     merged = merged_tail({"a": tmp_path / "a.log", "b": tmp_path / "b.log"}, 1)
     assert [name for name, _ in merged] == ["a", "b"]
+
+
+def test_follow_sees_new_lines_across_a_rotation(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    w = LogWriter(tmp_path / "a.log", max_bytes=120, backups=2)
+    w.write("before")
+
+    def writer() -> None:
+        for i in range(6):
+            time.sleep(0.05)
+            w.write(f"new line {i}")  # rotates every few lines
+
+    t = threading.Thread(target=writer)
+    t.start()
+    seen = [strip_stamp(line) for _, line in follow({"a": tmp_path / "a.log"}, stop=1.0, poll=0.02)]
+    t.join()
+    w.close()
+    assert "before" not in seen  # follow starts at the end
+    assert [x for x in seen if x.startswith("new line")][-1] == "new line 5"
