@@ -25,26 +25,26 @@ __all__ = ["TimedEvents", "complete_chat", "stream_chat"]
 class TimedEvents:
     """A backend's events with the first-token limit until the first event, idle after."""
 
-    def __init__(self, backend: Backend, events: AsyncIterator[Event]) -> None:
+    def __init__(self, backend: Backend, events: AsyncIterator[list[Event]]) -> None:
         self.backend = backend
         self.events = events
         self.limit = backend.timeouts.first_token
         self.which = "first-token"
 
-    async def next(self) -> Event | None:
+    async def next(self) -> list[Event] | None:
         try:
             async with asyncio.timeout(self.limit):
-                event = await anext(self.events)
+                batch = await anext(self.events)
         except StopAsyncIteration:
             return None
         except TimeoutError as exc:
             raise UpstreamTimeout(
                 f"{self.backend.describe()} sent nothing for {self.limit:g}s ({self.which} timeout)"
             ) from exc
-        if type(event) is not Usage:
+        if any(type(event) is not Usage for event in batch):
             self.limit = self.backend.timeouts.idle
             self.which = "idle"
-        return event
+        return batch
 
     async def aclose(self) -> None:
         # Shielded: when the client has gone, the enclosing scope is cancelled, yet the
@@ -74,15 +74,15 @@ async def stream_chat(route: Route, body: dict[str, Any]) -> AsyncGenerator[byte
 
 
 async def _frames(
-    normaliser: StreamNormaliser, events: TimedEvents, first: Event | None
+    normaliser: StreamNormaliser, events: TimedEvents, first: list[Event] | None
 ) -> AsyncGenerator[bytes, None]:
-    event = first
+    batch = first
     try:
-        while event is not None:
-            frame = normaliser.feed(event)
-            if frame is not None:
-                yield frame
-            event = await events.next()
+        while batch is not None:
+            frames = b"".join(f for e in batch if (f := normaliser.feed(e)) is not None)
+            if frames:
+                yield frames
+            batch = await events.next()
         yield normaliser.end()
     except SovereignError as exc:
         yield error_frame(exc)

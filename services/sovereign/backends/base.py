@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -21,7 +22,32 @@ from services.sovereign.errors import (
 )
 from services.sovereign.events import Event
 
-__all__ = ["Backend", "upstream_message"]
+__all__ = ["Backend", "LineParser", "line_batches", "upstream_message"]
+
+
+class LineParser(Protocol):
+    """Turns one line of an upstream stream into events."""
+
+    complete: bool  # the answer is whole, even if the stream's end marker never comes
+
+    def feed(self, line: str, out: list[Event]) -> bool:
+        """Append the line's events to out; True at the stream's end marker."""
+        ...
+
+
+async def line_batches(response: httpx.Response) -> AsyncIterator[list[str]]:
+    """The complete lines that each network read brings (without their line endings)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for data in response.aiter_bytes():
+        pending += decoder.decode(data)
+        if "\n" not in pending:
+            continue
+        *lines, pending = pending.split("\n")
+        yield [line.rstrip("\r") for line in lines]
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield [pending.rstrip("\r")]
 
 
 def upstream_message(response: httpx.Response) -> str:
@@ -57,8 +83,8 @@ class Backend(ABC):
         """A non-streamed chat.completion body (not yet normalised)."""
 
     @abstractmethod
-    def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Event]:
-        """Stream events; returns only when the upstream ended its stream properly."""
+    def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[list[Event]]:
+        """Stream batches of events; ends only when the upstream ended its stream properly."""
 
     @abstractmethod
     async def list_models(self) -> list[str]: ...
@@ -128,6 +154,42 @@ class Backend(ABC):
                 await response.aclose()
             raise self.status_error(response, model)
         return response
+
+    async def relay(
+        self, path: str, payload: dict[str, Any], model: str, parser: LineParser
+    ) -> AsyncIterator[list[Event]]:
+        """Open the stream and turn its lines into event batches, one per network read.
+
+        Batching keeps a burst of upstream chunks to one write to the client, which is
+        what keeps many concurrent streams cheap.
+        """
+        response = await self.open_stream(path, payload, model)
+        try:
+            async for lines in line_batches(response):
+                events: list[Event] = []
+                ended = False
+                try:
+                    for line in lines:
+                        if parser.feed(line, events):
+                            ended = True
+                            break
+                except UpstreamError:
+                    if events:
+                        yield events  # what arrived before the fault still reaches the client
+                    raise
+                if events:
+                    yield events
+                if ended:
+                    return
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from exc
+        finally:
+            await response.aclose()
+        if not parser.complete:
+            raise UpstreamError(
+                f"{self.describe()} ended the stream early, before it finished the answer",
+                code="upstream_stream_truncated",
+            )
 
     def transport_error(self, exc: httpx.HTTPError) -> SovereignError:
         if isinstance(exc, httpx.TimeoutException):

@@ -117,6 +117,42 @@ def _finish(done_reason: str | None) -> str:
     return "length" if done_reason == "length" else "stop"
 
 
+class NDJSONParser:
+    """Ollama's stream: one JSON object a line, the last one with `done: true`."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.complete = False
+        self.calls = 0
+
+    def feed(self, line: str, out: list[Event]) -> bool:
+        if not line.strip():
+            return False
+        item = parse_json_line(line, self.backend)
+        if not isinstance(item, dict):
+            raise UpstreamError(f"{self.backend.describe()} sent a line that is not an object")
+        if item.get("error"):
+            raise UpstreamError(
+                f"{self.backend.describe()} failed mid-stream: {item['error']}",
+                code="upstream_stream_error",
+            )
+        message = item.get("message") or {}
+        if message.get("content"):
+            out.append(ContentDelta(message["content"]))
+        # Ollama sends each tool call whole; it becomes a head and one fragment.
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            out.append(ToolCallDelta(self.calls, call.get("id"), function.get("name"), ""))
+            out.append(ToolCallDelta(self.calls, None, None, _arguments(function)))
+            self.calls += 1
+        if item.get("done"):
+            out.append(Finish(_finish(item.get("done_reason"))))
+            out.append(Usage(item.get("prompt_eval_count", 0), item.get("eval_count", 0)))
+            self.complete = True
+            return True
+        return False
+
+
 class OllamaBackend(Backend):
     kind = "Ollama"
 
@@ -167,43 +203,9 @@ class OllamaBackend(Backend):
             },
         }
 
-    async def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Event]:
+    def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[list[Event]]:
         payload = ollama_payload(body, model, self.config, stream=True)
-        response = await self.open_stream("/api/chat", payload, model)
-        calls = 0
-        try:
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                item = parse_json_line(line, self)
-                if not isinstance(item, dict):
-                    raise UpstreamError(f"{self.describe()} sent a line that is not an object")
-                if item.get("error"):
-                    raise UpstreamError(
-                        f"{self.describe()} failed mid-stream: {item['error']}",
-                        code="upstream_stream_error",
-                    )
-                message = item.get("message") or {}
-                if message.get("content"):
-                    yield ContentDelta(message["content"])
-                # Ollama sends each tool call whole; it becomes a head and one fragment.
-                for call in message.get("tool_calls") or ():
-                    function = call.get("function") or {}
-                    yield ToolCallDelta(calls, call.get("id"), function.get("name"), "")
-                    yield ToolCallDelta(calls, None, None, _arguments(function))
-                    calls += 1
-                if item.get("done"):
-                    yield Finish(_finish(item.get("done_reason")))
-                    yield Usage(item.get("prompt_eval_count", 0), item.get("eval_count", 0))
-                    return
-        except httpx.HTTPError as exc:
-            raise self.transport_error(exc) from exc
-        finally:
-            await response.aclose()
-        raise UpstreamError(
-            f"{self.describe()} ended the stream early, before it finished the answer",
-            code="upstream_stream_truncated",
-        )
+        return self.relay("/api/chat", payload, model, NDJSONParser(self))
 
     async def list_models(self) -> list[str]:
         result = await self.request_json("GET", "/api/tags", limit=self.timeouts.connect * 2)

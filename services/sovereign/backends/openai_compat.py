@@ -6,8 +6,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from services.sovereign.backends.base import Backend, parse_json_line
 from services.sovereign.errors import UpstreamError, UpstreamStatusError
 from services.sovereign.events import ContentDelta, Event, Finish, ToolCallDelta, Usage
@@ -42,44 +40,11 @@ class OpenAICompatBackend(Backend):
             raise UpstreamError(f"{self.describe()} answered without choices")
         return result
 
-    async def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Event]:
+    def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[list[Event]]:
         # Usage is always asked for; the client gets it only if it asked too.
         payload = {**body, "model": model, "stream": True}
         payload["stream_options"] = {"include_usage": True}
-        response = await self.open_stream("/chat/completions", payload, model)
-        finished = False
-        try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # blank separators, comments, "event:" lines
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                chunk = parse_json_line(data, self)
-                if not isinstance(chunk, dict):
-                    raise UpstreamError(f"{self.describe()} sent a chunk that is not an object")
-                if chunk.get("error"):
-                    error = chunk["error"]
-                    message = error.get("message") if isinstance(error, dict) else str(error)
-                    raise UpstreamError(
-                        f"{self.describe()} failed mid-stream: {message}",
-                        code="upstream_stream_error",
-                    )
-                for event in chunk_events(chunk):
-                    if type(event) is Finish and event.reason:
-                        finished = True
-                    yield event
-        except httpx.HTTPError as exc:
-            raise self.transport_error(exc) from exc
-        finally:
-            await response.aclose()
-        # The connection closed without [DONE]. An answer that already has its finish_reason
-        # is complete (some servers skip [DONE]); anything else was cut short.
-        if not finished:
-            raise UpstreamError(
-                f"{self.describe()} ended the stream early, before it finished the answer",
-                code="upstream_stream_truncated",
-            )
+        return self.relay("/chat/completions", payload, model, SSEChunkParser(self))
 
     async def list_models(self) -> list[str]:
         result = await self.request_json("GET", "/models", limit=self.timeouts.connect * 2)
@@ -101,6 +66,39 @@ class OpenAICompatBackend(Backend):
             # Some servers lack /v1/models but still answer: that is reachable.
             if exc.upstream_status != 404:
                 raise
+
+
+class SSEChunkParser:
+    """OpenAI's SSE: `data: {chunk}` lines, `data: [DONE]` at the end."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        # An answer whose finish_reason arrived is complete even if [DONE] never does
+        # (some servers skip it); one without was cut short.
+        self.complete = False
+
+    def feed(self, line: str, out: list[Event]) -> bool:
+        if not line.startswith("data:"):
+            return False  # blank separators, comments, "event:" lines
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return True
+        chunk = parse_json_line(data, self.backend)
+        if not isinstance(chunk, dict):
+            raise UpstreamError(f"{self.backend.describe()} sent a chunk that is not an object")
+        if chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise UpstreamError(
+                f"{self.backend.describe()} failed mid-stream: {message}",
+                code="upstream_stream_error",
+            )
+        events = chunk_events(chunk)
+        for event in events:
+            if type(event) is Finish and event.reason:
+                self.complete = True
+        out.extend(events)
+        return False
 
 
 def chunk_events(chunk: dict[str, Any]) -> list[Event]:
