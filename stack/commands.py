@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def up(file: Path, foreground: bool = False) -> int:
     cfg = load(file)
     paths = StackPaths.for_stack(cfg.path)
     paths.ensure()
-    render = UpRenderer(console)
+    render = UpRenderer(console, live=foreground)
     if foreground:
         code = supervise(cfg, paths, render, line_printer())
         return _conclude(render, paths, code)
@@ -45,13 +46,22 @@ def up(file: Path, foreground: bool = False) -> int:
         code = 1
         try:
             code = supervise(cfg, paths, PipeEmit(fd))
+        except BaseException:
+            traceback.print_exc()  # into .stack/supervisor.log
         finally:
             os._exit(code)
-    with os.fdopen(fd, "rb") as reports:
-        for raw in reports:
-            render(json.loads(raw))
-            if render.result is not None and render.result["t"] != "failed":
-                break
+    try:
+        with os.fdopen(fd, "rb") as reports:
+            for raw in reports:
+                render(json.loads(raw))
+                if render.result is not None and render.result["t"] != "failed":
+                    break
+    except KeyboardInterrupt:
+        # Ctrl-C while waiting: stop what this `up` started rather than leave it half up
+        console.print("interrupted: stopping the stack")
+        procs.terminate(pid)
+        os.waitpid(pid, 0)
+        return 130
     with contextlib.suppress(ChildProcessError):
         if render.result is None or render.result["t"] in ("failed", "error", "running"):
             os.waitpid(pid, 0)  # it has finished (or is about to): do not leave a zombie

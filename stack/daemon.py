@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from typing import Any
 
 from stack import procs
@@ -60,10 +61,13 @@ def supervise(
         emit({"t": "running", "status": live_status(paths) or {}})
         return 0
     watchdog = procs.Watchdog()  # forked now, before the event loop starts any thread
+    clean = False
     try:
-        return asyncio.run(_supervise_async(cfg, paths, emit, printer, watchdog))
+        code = asyncio.run(_supervise_async(cfg, paths, emit, printer, watchdog))
+        clean = True
+        return code
     finally:
-        watchdog.close()
+        watchdog.close(clean)  # after a crash of our own, the watchdog kills what is left
         procs.unlock(lock)
 
 
@@ -74,6 +78,7 @@ class PipeEmit:
         self.fd: int | None = fd
 
     def __call__(self, msg: dict[str, Any]) -> None:
+        _log(msg)
         if self.fd is None:
             return
         try:
@@ -83,3 +88,23 @@ class PipeEmit:
         if msg["t"] in ("ready", "failed", "running", "error"):
             os.close(self.fd)
             self.fd = None
+
+
+def _log(msg: dict[str, Any]) -> None:
+    """The detached supervisor's stdout is .stack/supervisor.log: say what happened there."""
+    t = msg.get("t")
+    if t == "state":
+        text = f"{msg['service']}: {msg['state']}" + (
+            f" ({msg['reason']})" if msg.get("reason") else ""
+        )
+    elif t == "note":
+        text = msg["text"]
+    elif t == "failed":
+        text = f"{msg['service']} failed: {msg['why']}"
+    elif t in ("ready", "running", "error"):
+        text = {"ready": "all services up", "running": "already running"}.get(
+            t, msg.get("text", "")
+        )
+    else:
+        return
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)

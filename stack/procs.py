@@ -200,9 +200,11 @@ class Watchdog:
     def untrack(self, pgid: int) -> None:
         self._send(f"-{pgid}\n")
 
-    def close(self) -> None:
-        """Normal shutdown: say goodbye so the watchdog exits without killing anything."""
-        self._send("bye\n")
+    def close(self, clean: bool = True) -> None:
+        """Clean: say goodbye so the watchdog exits without killing anything; otherwise (the
+        supervisor is failing) just close, and it kills every group still announced."""
+        if clean:
+            self._send("bye\n")
         with contextlib.suppress(OSError):
             os.close(self._fd)
         with contextlib.suppress(ChildProcessError):

@@ -84,8 +84,9 @@ def status_table(status: dict[str, Any]) -> Table:
 class UpRenderer:
     """Turns the supervisor's reports into lines on the terminal while `stack up` waits."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, live: bool = False) -> None:
         self.console = console or Console(stderr=False, highlight=False)
+        self.live = live  # attached (--foreground): show the table as soon as all are up
         self._last_pct: dict[str, int] = {}
         self._shown: dict[str, str] = {}
         self.result: dict[str, Any] | None = None
@@ -107,6 +108,9 @@ class UpRenderer:
             self._progress(msg)
         elif t in ("ready", "failed", "running", "error"):
             self.result = msg
+            if t == "ready" and self.live:
+                c.print(status_table(msg["status"]))
+                c.print("[dim]Ctrl-C stops every service[/]")
 
     def _progress(self, msg: dict[str, Any]) -> None:
         total, done = msg.get("total") or 0, msg.get("completed") or 0

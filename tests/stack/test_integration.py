@@ -151,11 +151,19 @@ services:
     assert svc["restarts"] == 3
     assert "gave up after 3 restarts in 60s" in svc["reason"]
     assert svc["last_exit"] == "exited with code 1"
-    times = [float(x) for x in starts.read_text().split()]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    # each gap is 0.3 s of life plus a backoff of 0.2, 0.4, 0.8 s
-    assert len(times) == 4
-    assert gaps[1] > gaps[0] + 0.1 and gaps[2] > gaps[1] + 0.25, gaps
+    assert len(starts.read_text().split()) == 4
+    # the backoff is the time from an exit to the next start, from the log's timestamps
+    from datetime import datetime
+
+    stamps = [
+        (datetime.fromisoformat(line[:23]).timestamp(), "exited" in line)
+        for line in harness.cli("logs", "flaky", "-n", "100").stdout.splitlines()
+        if "[stack] pid" in line or "[stack] started" in line
+    ]
+    delays = [b[0] - a[0] for a, b in itertools.pairwise(stamps) if a[1] and not b[1]]
+    assert len(delays) == 3, stamps
+    for got, want in zip(delays, (0.2, 0.4, 0.8), strict=True):
+        assert want - 0.01 <= got < want + 0.25, delays
     assert harness.cli("down").returncode == 0
     harness.assert_nothing_left()
 
