@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select, update
@@ -28,6 +29,7 @@ __all__ = [
     "heartbeat",
     "recover_lapsed_runs",
     "release",
+    "start_created_run",
     "start_run",
 ]
 
@@ -47,6 +49,11 @@ def _claimable(at: float):  # type: ignore[no-untyped-def]
 async def claim_queued(db: Database, worker: str, limit: int, lease: float) -> list[str]:
     """Take up to ``limit`` queued runs nobody (alive) holds; returns their ids."""
     at = time.time()
+    # Look before locking: polls mostly find nothing, and on SQLite a write transaction
+    # would take the database's one write lock from requests every time.
+    async with db.read() as session:
+        if await session.scalar(select(Run.id).where(_claimable(at)).limit(1)) is None:
+            return []
     async with db.write() as session:
         stmt = select(Run.id).where(_claimable(at)).order_by(Run.seq).limit(limit)
         if not db.is_sqlite:
@@ -71,10 +78,20 @@ class Started:
     thread_messages: list[Message]
     steps: list[RunStep]
     own_messages: dict[str, Message]
+    prepared: tuple[Message, RunStep] | None = None
 
 
-async def start_run(db: Database, run_id: str, worker: str, lease: float) -> Started | None:
-    """queued (held by ``worker``) → in_progress; None when the run is no longer ours to start."""
+Prepare = Callable[[Run], tuple[Message, RunStep]]
+
+
+async def start_run(
+    db: Database, run_id: str, worker: str, lease: float, prepare: Prepare | None = None
+) -> Started | None:
+    """queued (held by ``worker``) → in_progress; None when the run is no longer ours to start.
+
+    ``prepare`` makes the rows of the message the model may write, inserted in this same
+    transaction so that the first token costs no database round trip.
+    """
     async with db.write() as session:
         result = await session.execute(
             update(Run)
@@ -85,30 +102,46 @@ async def start_run(db: Database, run_id: str, worker: str, lease: float) -> Sta
                 lease_expires_at=time.time() + lease,
                 attempts=Run.attempts + 1,
             )
+            .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None
         run = await session.scalar(select(Run).where(Run.id == run_id))
         assert run is not None
-        thread_messages = (
-            await session.scalars(
-                select(Message)
-                .where(
-                    Message.thread_id == run.thread_id,
-                    or_(Message.run_id.is_(None), Message.run_id != run.id),
-                )
-                .order_by(Message.seq)
-            )
-        ).all()
-        steps = (
-            await session.scalars(
-                select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq)
-            )
-        ).all()
-        own = (await session.scalars(select(Message).where(Message.run_id == run.id))).all()
-        # Empty messages are placeholders a crashed attempt left behind; they say nothing.
-        kept = [m for m in thread_messages if m.content]
-        return Started(run, kept, list(steps), {m.id: m for m in own})
+        return await _load(session, run, prepare)
+
+
+async def start_created_run(
+    session: AsyncSession, run: Run, worker: str, lease: float, prepare: Prepare | None = None
+) -> Started:
+    """Start a run inside the transaction that creates it (a streamed create): one round
+    trip fewer before the first token."""
+    run.status = "in_progress"
+    run.started_at = now()
+    run.worker_id = worker
+    run.lease_expires_at = time.time() + lease
+    run.attempts = (run.attempts or 0) + 1
+    await session.flush()
+    return await _load(session, run, prepare)
+
+
+async def _load(session: AsyncSession, run: Run, prepare: Prepare | None) -> Started:
+    """What the run's prompt is built from: the thread, and what the run already did."""
+    messages = (
+        await session.scalars(
+            select(Message).where(Message.thread_id == run.thread_id).order_by(Message.seq)
+        )
+    ).all()
+    steps = (
+        await session.scalars(select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq))
+    ).all()
+    own = {m.id: m for m in messages if m.run_id == run.id}
+    # Empty messages are placeholders a crashed attempt left behind; they say nothing.
+    thread = [m for m in messages if m.run_id != run.id and m.content]
+    prepared = prepare(run) if prepare else None
+    if prepared:
+        session.add_all(prepared)
+    return Started(run, thread, list(steps), own, prepared)
 
 
 async def heartbeat(db: Database, worker: str, run_ids: list[str], lease: float) -> list[str]:

@@ -16,11 +16,12 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..domain.messages import message_object, text_content
-from ..domain.runs import TERMINAL_STATUSES, mark_cancelled, run_object, step_object
+from ..domain.runs import TERMINAL_STATUSES, mark_cancelled, step_object
 from ..ids import new_id
 from ..tables import Message, Run, RunStep
 from . import claims
 from .events import EventBus
+from .objects import add_usage, message_rows, new_step, public_run
 from .prompt import PromptTooLong, build_request, run_history, thread_history
 from .upstream import UpstreamFailure
 
@@ -42,22 +43,6 @@ async def _uncancellable(coro: Awaitable[T]) -> T:
         raise
 
 
-def public_run(row: Run) -> dict[str, Any]:
-    obj = run_object(row)
-    if row.status not in TERMINAL_STATUSES:
-        obj["usage"] = None  # OpenAI reports usage only once a run has ended
-    return obj
-
-
-def add_usage(total: dict[str, int] | None, more: dict[str, Any] | None) -> dict[str, int] | None:
-    if not more:
-        return total
-    out = dict(total or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
-    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        out[key] = out.get(key, 0) + int(more.get(key) or 0)
-    return out
-
-
 @dataclass
 class ToolCall:
     id: str
@@ -69,6 +54,8 @@ class ToolCall:
 class Turn:
     """What the model produced so far in this turn (kept in memory, not in the database)."""
 
+    # Rows written when the turn started, announced only if the model writes text.
+    placeholder: tuple[Message, RunStep] | None = None
     message: Message | None = None
     message_step: RunStep | None = None
     text: list[str] = field(default_factory=list)
@@ -88,6 +75,7 @@ class RunExecution:
         lease: float,
         source: ChunkSource,
         run_id: str,
+        started: claims.Started | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -95,6 +83,7 @@ class RunExecution:
         self.lease = lease
         self.source = source
         self.run_id = run_id
+        self.started = started
         self.cancel_requested = False
         self.error: tuple[str, str] | None = None
         self._model_task: asyncio.Task[None] | None = None
@@ -137,11 +126,14 @@ class RunExecution:
             self.bus.end(self.run_id)
 
     async def _execute(self) -> None:
-        started = await claims.start_run(self.db, self.run_id, self.worker, self.lease)
+        started = self.started or await claims.start_run(
+            self.db, self.run_id, self.worker, self.lease, prepare=message_rows
+        )
         if started is None:
             await self._report_current_state()
             return
         run = self.run = started.run
+        self.turn.placeholder = started.prepared
         self.emit("thread.run.in_progress", public_run(run))
         budget = None
         if run.max_completion_tokens is not None:
@@ -211,7 +203,11 @@ class RunExecution:
     async def _on_text(self, content: str) -> None:
         turn = self.turn
         if turn.message is None:
-            await _uncancellable(self._open_message())
+            if turn.placeholder is not None:
+                self._announce_message(*turn.placeholder)
+                turn.placeholder = None
+            else:
+                await _uncancellable(self._open_message())
         assert turn.message is not None
         turn.text.append(content)
         self.emit(
@@ -232,49 +228,20 @@ class RunExecution:
         )
 
     async def _open_message(self) -> None:
-        run = self.run
-        assert run is not None
-        stamp = now()
-        message = Message(
-            id=new_id("msg_"),
-            thread_id=run.thread_id,
-            created_at=stamp,
-            role="assistant",
-            content=[],
-            status="in_progress",
-            assistant_id=run.assistant_id,
-            run_id=run.id,
-            attachments=[],
-            metadata_={},
-        )
-        step = self._new_step(
-            "message_creation",
-            {"type": "message_creation", "message_creation": {"message_id": message.id}},
-        )
+        assert self.run is not None
+        message, step = message_rows(self.run)
         async with self.db.write() as session:
             # Written before any token is relayed: after a crash the thread still shows the
             # message this run was writing.
             session.add_all([step, message])
+        self._announce_message(message, step)
+
+    def _announce_message(self, message: Message, step: RunStep) -> None:
         self.turn.message, self.turn.message_step = message, step
         self.emit("thread.run.step.created", step_object(step))
         self.emit("thread.run.step.in_progress", step_object(step))
         self.emit("thread.message.created", message_object(message))
         self.emit("thread.message.in_progress", message_object(message))
-
-    def _new_step(self, kind: str, details: dict[str, Any]) -> RunStep:
-        run = self.run
-        assert run is not None
-        return RunStep(
-            id=new_id("step_"),
-            created_at=now(),
-            run_id=run.id,
-            thread_id=run.thread_id,
-            assistant_id=run.assistant_id,
-            type=kind,
-            status="in_progress",
-            step_details=details,
-            metadata_={},
-        )
 
     async def _on_tool_calls(self, fragments: list[dict[str, Any]]) -> None:
         turn = self.turn
@@ -282,7 +249,8 @@ class RunExecution:
             # Text came first: that message is done before the tool calls start.
             await _uncancellable(self._close_message("completed"))
         if turn.tool_step is None:
-            step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []})
+            assert self.run is not None
+            step = new_step(self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
             async with self.db.write() as session:
                 session.add(step)
             turn.tool_step = step
@@ -393,6 +361,11 @@ class RunExecution:
                 return
             if run.status == "cancelling" and outcome in ("completed", "requires_action"):
                 outcome = "cancelled"
+            if turn.placeholder is not None:
+                # The model wrote no text this turn: the prepared message never existed.
+                for row in turn.placeholder:
+                    await session.delete(await session.merge(row))
+                turn.placeholder = None
             run.usage = add_usage(run.usage, turn.usage)
             step = turn.tool_step
             if step is not None:

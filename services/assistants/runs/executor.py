@@ -64,9 +64,9 @@ class RunExecutor:
 
     # -- what routes call -----------------------------------------------------------------
 
-    def execute_now(self, run_id: str) -> None:
+    def execute_now(self, run_id: str, started: claims.Started | None = None) -> None:
         """Execute a run this process has claimed itself (a streamed create or submit)."""
-        self._spawn(run_id)
+        self._spawn(run_id, started)
 
     def wake(self) -> None:
         """A run was queued: look for work now rather than at the next poll."""
@@ -101,7 +101,7 @@ class RunExecutor:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _spawn(self, run_id: str) -> None:
+    def _spawn(self, run_id: str, started: claims.Started | None = None) -> None:
         if run_id in self.executions:
             return
         execution = RunExecution(
@@ -111,6 +111,7 @@ class RunExecutor:
             lease=self.lease,
             source=self.source,
             run_id=run_id,
+            started=started,
         )
         self.executions[run_id] = execution
         task = asyncio.create_task(self._run(execution), name=f"run-{run_id}")

@@ -6,12 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...config import Settings
 from ...domain import runs as domain
 from ...domain.threads import create_thread, require_thread, thread_object
+from ...runs.claims import Started, start_created_run
 from ...runs.events import Event, sse_stream
-from ...runs.execution import public_run
 from ...runs.executor import RunExecutor
+from ...runs.objects import message_rows, public_run
 from ...schemas.common import ListResponse
 from ...schemas.runs import (
     RunCreate,
@@ -35,10 +38,12 @@ def _executor(request: Request) -> RunExecutor:
     return request.app.state.executor
 
 
-def _stream(executor: RunExecutor, run_id: str, prelude: list[Event]) -> StreamingResponse:
+def _stream(
+    executor: RunExecutor, run_id: str, prelude: list[Event], started: Started | None = None
+) -> StreamingResponse:
     """Subscribe before the execution starts, so not one event can be missed."""
     sub = executor.bus.subscribe(run_id)
-    executor.execute_now(run_id)
+    executor.execute_now(run_id, started)
     return StreamingResponse(
         sse_stream(sub, prelude), media_type="text/event-stream", headers=SSE_HEADERS
     )
@@ -47,6 +52,16 @@ def _stream(executor: RunExecutor, run_id: str, prelude: list[Event]) -> Streami
 def _created_events(row: Run) -> list[Event]:
     obj = public_run(row)
     return [("thread.run.created", obj), ("thread.run.queued", obj)]
+
+
+async def _start_streamed(
+    session: AsyncSession, executor: RunExecutor, row: Run, settings: Settings
+) -> Started:
+    # A streamed run starts in the transaction that creates it: its events flow from this
+    # process, and the first token comes one database round trip sooner.
+    return await start_created_run(
+        session, row, executor.worker, settings.run_lease_seconds, prepare=message_rows
+    )
 
 
 @router.post("/runs", response_model=RunObject)
@@ -67,9 +82,10 @@ async def create_thread_and_run(
             owner=owner,
             lease_seconds=settings.run_lease_seconds,
         )
-        thread_obj = thread_object(thread)
+        prelude = [("thread.created", thread_object(thread)), *_created_events(row)]
+        started = await _start_streamed(session, executor, row, settings) if body.stream else None
     if body.stream:
-        return _stream(executor, row.id, [("thread.created", thread_obj), *_created_events(row)])
+        return _stream(executor, row.id, prelude, started)
     executor.wake()
     return public_run(row)
 
@@ -94,8 +110,10 @@ async def create_run(
             owner=owner,
             lease_seconds=settings.run_lease_seconds,
         )
+        prelude = _created_events(row)
+        started = await _start_streamed(session, executor, row, settings) if body.stream else None
     if body.stream:
-        return _stream(executor, row.id, _created_events(row))
+        return _stream(executor, row.id, prelude, started)
     executor.wake()
     return public_run(row)
 
