@@ -42,6 +42,11 @@ BENCH_KEY = "sk-" + secrets.token_hex(32)
 HEADERS = {"Authorization": f"Bearer {BENCH_KEY}"}
 
 
+def words(count: int) -> list[str]:
+    # Distinct tokens: LiteLLM aborts a stream that repeats one chunk 100 times.
+    return [f"w{i} " for i in range(count)]
+
+
 def script(stream_tokens: int, rate: float, concurrent_tokens: int) -> dict[str, Any]:
     return {
         "models": [MODEL],
@@ -49,13 +54,13 @@ def script(stream_tokens: int, rate: float, concurrent_tokens: int) -> dict[str,
             {"match": "[short]", "text": "ok", "repeat": True},
             {
                 "match": "[stream]",
-                "tokens": ["tok "] * stream_tokens,
+                "tokens": words(stream_tokens),
                 "tokens_per_s": rate,
                 "repeat": True,
             },
             {
                 "match": "[many]",
-                "tokens": ["tok "] * concurrent_tokens,
+                "tokens": words(concurrent_tokens),
                 "tokens_per_s": rate,
                 "repeat": True,
             },
@@ -176,7 +181,7 @@ async def stream_rate(client: httpx.AsyncClient, case: str) -> tuple[int, float,
         async for line in response.aiter_lines():
             if line.startswith("data: [DONE]"):
                 done = True
-            elif '"content":"tok' in line.replace(" ", ""):
+            elif '"content":"w' in line.replace(" ", ""):
                 times.append(time.perf_counter())
     rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     return len(times), rate, done
@@ -188,8 +193,8 @@ async def throughput(url: str, runs: int) -> list[float]:
         return [(await stream_rate(client, "[stream]"))[1] for _ in range(runs)]
 
 
-async def concurrent(url: str, streams: int, tokens: int) -> tuple[int, float, float]:
-    """(streams that completed with every token and [DONE], wall seconds, tokens/s overall)."""
+async def concurrent(url: str, streams: int, tokens: int) -> tuple[int, float, float, str]:
+    """(streams complete with every token and [DONE], wall seconds, tokens/s, first failure)."""
     limits = httpx.Limits(max_connections=streams + 10)
     async with httpx.AsyncClient(
         base_url=url, timeout=120, limits=limits, headers=HEADERS
@@ -200,7 +205,10 @@ async def concurrent(url: str, streams: int, tokens: int) -> tuple[int, float, f
         )
         wall = time.perf_counter() - start
     ok = [r for r in results if not isinstance(r, BaseException) and r[0] == tokens and r[2]]
-    return len(ok), wall, sum(r[0] for r in ok) / wall
+    failures = [r for r in results if isinstance(r, BaseException)]
+    short = [r for r in results if not isinstance(r, BaseException) and r not in ok]
+    first = repr(failures[0])[:120] if failures else (f"incomplete: {short[0]}" if short else "")
+    return len(ok), wall, sum(r[0] for r in ok) / wall, first
 
 
 def p99(values: list[float]) -> float:
@@ -252,8 +260,10 @@ def main() -> None:
         print(f"\n{args.streams} concurrent streams of {args.concurrent_tokens} tokens")
         print(f"{'path':<10} {'complete':>9} {'wall s':>8} {'tokens/s, all streams':>22}")
         for name, url in targets.items():
-            done, wall, rate = asyncio.run(concurrent(url, args.streams, args.concurrent_tokens))
-            print(f"{name:<10} {done:>5}/{args.streams:<3} {wall:8.2f} {rate:22.1f}")
+            done, wall, rate, failure = asyncio.run(
+                concurrent(url, args.streams, args.concurrent_tokens)
+            )
+            print(f"{name:<10} {done:>5}/{args.streams:<3} {wall:8.2f} {rate:22.1f}  {failure}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ pulling it first" without consuming a response.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -30,7 +29,14 @@ from starlette.routing import Route
 
 from tests.fakes.openai_upstream import fake_vector
 from tests.fakes.process import FakeUpstream, run_fake, serve_app_main
-from tests.fakes.script import RequestLog, ScriptedResponse, Scripts, last_user_text, paced_stream
+from tests.fakes.script import (
+    RequestLog,
+    ScriptedResponse,
+    Scripts,
+    last_user_text,
+    paced_stream,
+    wait_unless_disconnected,
+)
 
 __all__ = ["build_app", "run_ollama_upstream"]
 
@@ -101,8 +107,9 @@ def build_app(raw_script: Any) -> Starlette:
         response = scripts.take(last_user_text(body.get("messages", [])))
         if response is None:
             return JSONResponse({"error": "script exhausted"}, status_code=500)
-        if response.delay:
-            await asyncio.sleep(response.delay)
+        if response.delay and not await wait_unless_disconnected(request, response.delay):
+            entry["cancelled"] = True
+            return Response(status_code=499)
         if response.status >= 400:
             message = (response.error or {}).get("message", "scripted error")
             return JSONResponse({"error": message}, status_code=response.status)

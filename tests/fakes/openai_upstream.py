@@ -43,7 +43,6 @@ chunks, then the usage chunk when it is asked for.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -64,6 +63,7 @@ from tests.fakes.script import (
     last_user_text,
     paced_stream,
     split_text,
+    wait_unless_disconnected,
 )
 
 __all__ = ["build_app", "run_openai_upstream"]
@@ -168,8 +168,9 @@ def build_app(raw_script: Any) -> Starlette:
         if response is None:
             err = {"message": "script exhausted", "type": "server_error", "code": None}
             return JSONResponse({"error": err}, status_code=500)
-        if response.delay:
-            await asyncio.sleep(response.delay)
+        if response.delay and not await wait_unless_disconnected(request, response.delay):
+            entry["cancelled"] = True
+            return Response(status_code=499)
         if response.status >= 400:
             return JSONResponse({"error": response.error}, status_code=response.status)
         model = body.get("model", "fake-model")

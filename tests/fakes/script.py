@@ -259,3 +259,13 @@ async def paced_stream(
     except GeneratorExit:
         entry["cancelled"] = True
         raise
+
+
+async def wait_unless_disconnected(request: Any, seconds: float) -> bool:
+    """Sleep, but notice a client that hangs up meanwhile (False), as a slow model would."""
+    deadline = time.perf_counter() + seconds
+    while (left := deadline - time.perf_counter()) > 0:
+        await asyncio.sleep(min(left, 0.02))
+        if await request.is_disconnected():
+            return False
+    return True

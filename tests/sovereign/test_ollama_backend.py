@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,6 +41,8 @@ SCRIPT = {
             "repeat": True,
         },
         {"match": "[malformed]", "text": "abcd", "chunks": 4, "malformed_after": 1, "repeat": True},
+        {"match": "[slow-answer]", "text": "late", "delay": 5, "repeat": True},
+        {"match": "[slow-first]", "text": "late", "first_token_delay": 1.8, "repeat": True},
     ],
 }
 
@@ -233,3 +236,24 @@ def test_health_reports_backend(stack: tuple[Any, Sovereign]) -> None:
     assert health["status"] == "ok" and health["version"]
     backend = health["backends"]["ollama"]
     assert backend["reachable"] is True and backend["latency_ms"] >= 0
+
+
+@pytest.mark.parametrize(("case", "streamed"), [("[slow-answer]", False), ("[slow-first]", True)])
+def test_client_leaving_before_the_first_token_cancels_upstream(
+    stack: tuple[Any, Sovereign], case: str, streamed: bool
+) -> None:
+    """Before a response starts (a long non-streamed answer, a slow first token)."""
+    up, sovereign = stack
+    marker = f"{case} leave-{streamed}"
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            sovereign.base_url + "/chat/completions", json=chat(marker, streamed), timeout=0.3
+        )
+
+    def cut_off(requests: list[dict[str, Any]]) -> bool:
+        mine = [r for r in requests if marker in json.dumps(r["body"])]
+        return bool(mine) and mine[-1].get("cancelled") is True
+
+    start = time.monotonic()
+    assert cut_off(up.wait_for(cut_off, timeout=1.2))
+    assert time.monotonic() - start < 1.2  # well before the upstream would have answered
