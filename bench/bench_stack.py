@@ -86,7 +86,7 @@ def stack_file(directory: Path, n: int) -> Path:
 
 def stack(*args: str, path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stack", *args, "-f", str(path)],
+        [sys.executable, "-m", "stack", *args, "--file", str(path)],
         capture_output=True,
         text=True,
         timeout=120,

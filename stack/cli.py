@@ -24,6 +24,11 @@ FileOpt = Annotated[
         "--file", "-f", envvar="STACK_FILE", help="The stack file (.stack/ goes beside it)."
     ),
 ]
+# `stack logs -f` follows, as with docker; there the stack file is --file only
+LongFileOpt = Annotated[
+    Path,
+    typer.Option("--file", envvar="STACK_FILE", help="The stack file (.stack/ goes beside it)."),
+]
 DEFAULT = Path("stack.yaml")
 
 
@@ -80,13 +85,13 @@ def status(
 @app.command()
 def logs(
     service: Annotated[str | None, typer.Argument(help="One service; all when omitted.")] = None,
-    file: FileOpt = DEFAULT,
+    file: LongFileOpt = DEFAULT,
     follow: Annotated[
-        bool, typer.Option("--follow", "-F", help="Keep printing new lines.")
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
     lines: Annotated[int, typer.Option("-n", "--lines", help="Lines from the end.")] = 50,
 ) -> None:
-    """Print the services' logs from .stack/logs."""
+    """Print the services' logs from .stack/logs (the stack file is --file here: -f follows)."""
     from stack import commands
 
     _run(commands.logs, file, service, lines, follow)

@@ -76,9 +76,13 @@ class PipeEmit:
 
     def __init__(self, fd: int) -> None:
         self.fd: int | None = fd
+        self._last: dict[str, str] = {}
 
     def __call__(self, msg: dict[str, Any]) -> None:
-        _log(msg)
+        if msg["t"] != "state" or self._last.get(msg["service"]) != msg["state"]:
+            _log(msg)
+        if msg["t"] == "state":
+            self._last[msg["service"]] = msg["state"]
         if self.fd is None:
             return
         try:

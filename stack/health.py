@@ -48,6 +48,9 @@ async def check(target: ProbeTarget) -> tuple[bool, str]:
         return await _command(probe.command or "", probe.timeout, target.cwd, target.env)
     except TimeoutError:
         return False, f"{probe.kind} probe timed out after {probe.timeout:g}s"
+    except ConnectionRefusedError:
+        where = target.http_url if probe.kind == "http" else f"{target.host}:{target.port}"
+        return False, f"{probe.kind} probe: connection refused ({where})"
     except OSError as exc:
         return False, f"{probe.kind} probe: {exc.strerror or exc}"
 

@@ -98,7 +98,11 @@ class UpRenderer:
             c.print(f"[bold]•[/] {escape(msg['text'])}")
         elif t == "state":
             state, reason = msg["state"], msg.get("reason") or ""
-            if state in ("pending", "stopped") or self._shown.get(msg["service"]) == state:
+            # stopping is the way down, not news; failed is said once, in the report
+            if (
+                state in ("pending", "stopped", "stopping")
+                or self._shown.get(msg["service"]) == state
+            ):
                 return
             self._shown[msg["service"]] = state
             mark = MARKS.get(state, "[cyan]…[/]")

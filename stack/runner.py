@@ -39,6 +39,7 @@ __all__ = ["Runner"]
 Emit = Callable[[dict[str, Any]], None]
 LinePrinter = Callable[[str, str], None]
 LOG_TAIL = 20
+UP_MARK = "[stack] ---- stack up ----"
 
 
 class Runner:
@@ -62,6 +63,8 @@ class Runner:
         self.jobs: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
         self.background: set[asyncio.Task[Any]] = set()
         self.logs = {n: LogWriter(paths.log(n)) for n in plan.services}
+        for log in self.logs.values():
+            log.write(UP_MARK)
         self.started_wall = time.time()
         self.notes = [c.note for c in plan.choices.values()]
         self._flush_pending = False
@@ -132,7 +135,10 @@ class Runner:
     def finished(self, failure: Failure | None) -> None:
         if failure is not None:
             skipped = [s.name for s in self.sup.svcs.values() if s.state == "skipped"]
-            log = tail(self.paths.log(failure.name), LOG_TAIL)
+            log = tail(self.paths.log(failure.name), LOG_TAIL + 1)
+            # only this up's lines: an earlier run's output would mislead
+            since = max((i for i, line in enumerate(log) if line.endswith(UP_MARK)), default=-1)
+            log = log[since + 1 :][-LOG_TAIL:]
             self.emit(
                 {
                     "t": "failed",
@@ -234,6 +240,7 @@ class Runner:
                 "url": svc.url,
                 "health": s.health if svc.probe else None,
                 "restarts": s.restarts,
+                "uptime": round(now_mono - s.started_at, 1) if s.pid and s.started_at else None,
                 "started_at": now_wall - (now_mono - s.started_at) if s.started_at else None,
                 "ready_after": round(s.ready_at - s.started_at, 3)
                 if s.ready_at and s.started_at

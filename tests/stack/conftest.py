@@ -43,7 +43,7 @@ class StackHarness:
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "stack", *args, "-f", str(self.file)],
+            [sys.executable, "-m", "stack", *args, "--file", str(self.file)],
             env=self.env,
             cwd=self.root,
             capture_output=True,
@@ -53,7 +53,7 @@ class StackHarness:
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "stack", *args, "-f", str(self.file)],
+            [sys.executable, "-m", "stack", *args, "--file", str(self.file)],
             env=self.env,
             cwd=self.root,
             stdout=subprocess.PIPE,

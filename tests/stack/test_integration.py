@@ -67,10 +67,16 @@ services:
     assert f"api starting http://127.0.0.1:{p1}" in logs  # sovereign-style URL passed on
     assert f"api serving on {p2}" in logs  # served on the socket the stack bound
 
+    follower = harness.popen("logs", "api", "-f", "-n", "0")
     before = svcs["api"]["pid"]
     out = harness.cli("restart", "api")
     assert out.returncode == 0, out.stderr
     assert harness.status()["services"]["api"]["pid"] != before
+    assert follower.stdout is not None
+    followed = [follower.stdout.readline() for _ in range(3)]
+    follower.terminate()
+    follower.wait(timeout=5)
+    assert any(f"pid {before} exited" in line for line in followed), followed
 
     tree = [
         p
