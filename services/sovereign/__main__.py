@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pydantic import AliasChoices, ValidationError
+
 from services.sovereign.app import create_app
 from services.sovereign.config import ConfigError
 from services.sovereign.serving import serve
@@ -24,9 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sovereign: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # pydantic's ValidationError, e.g. SOVEREIGN_PORT=abc
-        first = str(exc).splitlines()
-        print(f"sovereign: bad settings: {' '.join(first[:3])}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"sovereign: bad setting: {_first_error(exc)}", file=sys.stderr)
         return 2
     serve(
         app,
@@ -38,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else ""
+    info = Settings.model_fields.get(field)
+    alias = getattr(info, "validation_alias", None) if info else None
+    # Name the environment variable the user set, not the Python field.
+    name = alias.choices[-1] if isinstance(alias, AliasChoices) else field
+    return f"{name}: {err['msg']} (got {err.get('input')!r})"
 
 
 if __name__ == "__main__":

@@ -77,3 +77,10 @@ def test_real_tokens_through_the_sdk_bounded(sovereign: Sovereign) -> None:
     chunks = list(stream)
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) >= 2
     assert chunks[-1].choices[0].finish_reason in ("length", "stop")
+
+
+def test_prompt_beyond_the_context_is_a_clear_400(embedded: Sovereign) -> None:
+    body = {"messages": [{"role": "user", "content": "word " * 3000}]}
+    response = httpx.post(embedded.base_url + "/chat/completions", json=body, timeout=120)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "context_length_exceeded"

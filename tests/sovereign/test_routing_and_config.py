@@ -133,6 +133,15 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2 and "cannot read routing config" in missing.stderr
     assert "Traceback" not in missing.stderr
+    bad_port = subprocess.run(
+        [sys.executable, "-m", "services.sovereign"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SOVEREIGN_PORT": "eighty"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad_port.returncode == 2
+    assert bad_port.stderr.strip().startswith("sovereign: bad setting: SOVEREIGN_PORT:")
 
 
 def test_two_backends_one_proxy_with_key() -> None:
@@ -196,3 +205,11 @@ def test_unreachable_backend() -> None:
             assert response.status_code == 502
             assert response.json()["error"]["code"] == "upstream_unreachable"
         assert httpx.get(sv.base_url + "/models", timeout=10).json()["data"] == []
+
+
+def test_example_config_loads_and_routes() -> None:
+    example = ROOT / "services" / "sovereign" / "routing.example.yaml"
+    router = router_for(Settings(config_path=str(example)))
+    route = router.resolve("gpt-3.5-turbo")
+    assert (route.backend.name, route.model) == ("embedded", "gemma-3-270m")
+    assert router.resolve("gpt-4o").model == "qwen2.5-coder:7b"

@@ -104,7 +104,11 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             frames = _stream(runner, prompt, params, model, include_usage)
             return StreamingResponse(frames, media_type="text/event-stream")
-        result = await runner.complete(prompt, params)
+        try:
+            result = await runner.complete(prompt, params)
+        except ValueError as exc:  # llama.cpp's "Requested tokens exceed context window"
+            error = error_body(str(exc), "invalid_request_error", "context_length_exceeded")
+            return JSONResponse(error, 400)
         text = result.text.strip()
         return JSONResponse(
             {
