@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from pydantic import AliasChoices, ValidationError
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"sovereign: bad setting: {_first_error(exc)}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     serve(
         app,
         host=settings.host,

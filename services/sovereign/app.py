@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +24,8 @@ from services.sovereign.routing import Router
 from services.sovereign.settings import Settings
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("sovereign")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SovereignError)
     async def sovereign_error(request: Request, exc: SovereignError) -> Response:
+        if exc.status >= 500:
+            log.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc)
         return json_response(exc.body(), status_code=exc.status)
 
     @app.exception_handler(ClientDisconnected)

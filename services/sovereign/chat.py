@@ -8,6 +8,7 @@ OpenAI-shaped error event in the stream, never a silent end.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -20,6 +21,8 @@ from services.sovereign.normalise import StreamNormaliser, error_frame, normalis
 from services.sovereign.routing import Route
 
 __all__ = ["TimedEvents", "complete_chat", "stream_chat"]
+
+log = logging.getLogger("sovereign")
 
 
 class TimedEvents:
@@ -85,6 +88,7 @@ async def _frames(
             batch = await events.next()
         yield normaliser.end()
     except SovereignError as exc:
+        log.warning("stream %s ended in an error event: %s", normaliser.id, exc)
         yield error_frame(exc)
     except Exception as exc:  # a bug must still end the stream visibly, not truncate it
         yield error_frame(UpstreamError(f"sovereign failed mid-stream: {exc!r}"))

@@ -45,7 +45,8 @@ class BackendConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["ollama", "openai"]
-    url: str
+    # An Ollama backend without a url follows OLLAMA_HOST, as the ollama CLI does.
+    url: str = ""
     api_key: str | None = None
     api_key_env: str | None = None
     # Model names (fnmatch patterns) this backend serves; unmatched names go to the default.
@@ -102,6 +103,9 @@ def load_routing_config(settings: Settings) -> RoutingConfig:
         config.backends = _implicit_backends(settings)
     if config.default_backend is None:
         config.default_backend = next(iter(config.backends))
+    for backend in config.backends.values():
+        if not backend.url and backend.type == "ollama":
+            backend.url = ollama_url(settings.ollama_host)
     _check(config, settings.config_path)
     for backend in config.backends.values():
         overrides = backend.timeouts.model_dump(exclude_none=True)
@@ -114,7 +118,9 @@ def _check(config: RoutingConfig, path: str | None) -> None:
     if config.default_backend not in config.backends:
         problems.append(f"default_backend: unknown backend {config.default_backend!r}")
     for name, backend in config.backends.items():
-        if not backend.url.startswith(("http://", "https://")):
+        if not backend.url:
+            problems.append(f"backends.{name}.url: required for an OpenAI-compatible backend")
+        elif not backend.url.startswith(("http://", "https://")):
             problems.append(f"backends.{name}.url: must start with http:// or https://")
     for alias in config.aliases:
         seen = [alias]

@@ -125,7 +125,7 @@ def test_streamed_tool_calls_get_ids_indices_and_finish_reason(client: httpx.Cli
 
 def test_non_streamed_tool_calls(client: httpx.Client) -> None:
     choice = client.post("/chat/completions", json=chat("[tools]")).json()["choices"][0]
-    assert choice["finish_reason"] == "tool_calls"
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
     call = choice["message"]["tool_calls"][0]
     assert call["type"] == "function" and call["id"].startswith("call_")
     assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}

@@ -71,6 +71,11 @@ def test_timeouts_merge_per_backend(tmp_path: Path) -> None:
     assert config.backends["ollama"].resolved_timeouts.idle == 20
 
 
+def test_ollama_backend_without_url_follows_ollama_host(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, "backends: {local: {type: ollama}}", ollama_host="h:1")
+    assert load_routing_config(settings).backends["local"].url == "http://h:1"
+
+
 def test_implicit_backends() -> None:
     config = load_routing_config(Settings(ollama_host="0.0.0.0"))
     assert config.backends["ollama"].url == "http://127.0.0.1:11434"
@@ -96,6 +101,7 @@ def test_ollama_host_forms(value: str, url: str) -> None:
     [
         ("backends: {x: {type: tgi, url: 'http://h'}}", "backends.x.type"),
         ("backends: {x: {type: openai, url: 'h:1'}}", "must start with http"),
+        ("backends: {x: {type: openai}}", "backends.x.url: required"),
         ("default_backend: nope", "unknown backend 'nope'"),
         ("aliases: {a: b, b: a}", "cycle"),
         ("timeouts: {idle: -1}", "timeouts.idle"),

@@ -182,7 +182,9 @@ class OllamaBackend(Backend):
             }
             for call in message.get("tool_calls") or []
         ]
-        out_message: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+        # OpenAI's shape: content is null, not "", when the answer is only tool calls.
+        content = message.get("content") or (None if calls else "")
+        out_message: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
             out_message["tool_calls"] = calls
         prompt, completion = result.get("prompt_eval_count", 0), result.get("eval_count", 0)
