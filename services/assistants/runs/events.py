@@ -81,7 +81,9 @@ async def sse_stream(
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 try:
-                    item = await asyncio.wait_for(queue.get(), idle_ping_seconds)
+                    # asyncio.timeout, not wait_for: no extra task for every token.
+                    async with asyncio.timeout(idle_ping_seconds):
+                        item = await queue.get()
                 except TimeoutError:
                     # A comment line keeps proxies from closing a quiet stream.
                     yield b": ping\n\n"

@@ -17,12 +17,12 @@ from sqlalchemy import select
 from ..clock import now
 from ..domain.messages import message_object, text_content
 from ..domain.runs import TERMINAL_STATUSES, mark_cancelled, step_object
-from ..ids import new_id
 from ..tables import Message, Run, RunStep
 from . import claims
 from .events import EventBus
 from .objects import add_usage, message_rows, new_step, public_run
 from .prompt import PromptTooLong, build_request, run_history, thread_history
+from .toolcalls import ToolCalls
 from .upstream import UpstreamFailure
 
 __all__ = ["ChunkSource", "RunExecution"]
@@ -44,13 +44,6 @@ async def _uncancellable(coro: Awaitable[T]) -> T:
 
 
 @dataclass
-class ToolCall:
-    id: str
-    name: str = ""
-    arguments: str = ""
-
-
-@dataclass
 class Turn:
     """What the model produced so far in this turn (kept in memory, not in the database)."""
 
@@ -60,7 +53,7 @@ class Turn:
     message_step: RunStep | None = None
     text: list[str] = field(default_factory=list)
     tool_step: RunStep | None = None
-    calls: list[ToolCall] = field(default_factory=list)
+    calls: ToolCalls = field(default_factory=ToolCalls)
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
 
@@ -230,10 +223,9 @@ class RunExecution:
     async def _open_message(self) -> None:
         assert self.run is not None
         message, step = message_rows(self.run)
-        async with self.db.write() as session:
-            # Written before any token is relayed: after a crash the thread still shows the
-            # message this run was writing.
-            session.add_all([step, message])
+        # Written before any token is relayed: after a crash the thread still shows the
+        # message this run was writing.
+        await self._insert(step, message)
         self._announce_message(message, step)
 
     def _announce_message(self, message: Message, step: RunStep) -> None:
@@ -251,39 +243,12 @@ class RunExecution:
         if turn.tool_step is None:
             assert self.run is not None
             step = new_step(self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
-            async with self.db.write() as session:
-                session.add(step)
+            await _uncancellable(self._insert(step))
             turn.tool_step = step
             self.emit("thread.run.step.created", step_object(step))
             self.emit("thread.run.step.in_progress", step_object(step))
         for frag in fragments:
-            function = frag.get("function") or {}
-            index = frag.get("index")
-            if index is None:
-                # Servers that omit the index start a new call with an id (or a name).
-                call_id = frag.get("id")
-                if call_id:
-                    starts = not turn.calls or call_id != turn.calls[-1].id
-                else:
-                    starts = bool(function.get("name")) or not turn.calls
-                index = len(turn.calls) if starts else len(turn.calls) - 1
-            delta: dict[str, Any] = {"index": index, "type": "function"}
-            if index >= len(turn.calls):
-                call = ToolCall(id=frag.get("id") or new_id("call_"))
-                turn.calls.append(call)
-                call.name = function.get("name") or ""
-                call.arguments = function.get("arguments") or ""
-                delta.update(
-                    id=call.id,
-                    function={"name": call.name, "arguments": call.arguments, "output": None},
-                )
-            else:
-                call = turn.calls[index]
-                arguments = function.get("arguments") or ""
-                call.arguments += arguments
-                if function.get("name"):
-                    call.name += function["name"]
-                delta["function"] = {"arguments": arguments}
+            delta = turn.calls.add(frag)
             step = turn.tool_step
             self.emit(
                 "thread.run.step.delta",
@@ -293,6 +258,10 @@ class RunExecution:
                     "delta": {"step_details": {"type": "tool_calls", "tool_calls": [delta]}},
                 },
             )
+
+    async def _insert(self, *rows: Any) -> None:
+        async with self.db.write() as session:
+            session.add_all(rows)
 
     async def _close_message(self, status: str, reason: str | None = None) -> None:
         """Write the message's text (and its step) once, at the end of the message."""
@@ -372,14 +341,7 @@ class RunExecution:
                 step = await session.merge(step)
                 step.step_details = {
                     "type": "tool_calls",
-                    "tool_calls": [
-                        {
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments, "output": None},
-                        }
-                        for c in turn.calls
-                    ],
+                    "tool_calls": [c.as_object(with_output=True) for c in turn.calls.calls],
                 }
                 step.usage = _usage(turn.usage)
                 if outcome != "requires_action":
@@ -392,14 +354,7 @@ class RunExecution:
                     events.append((f"thread.run.step.{step.status}", step_object(step)))
             if outcome == "requires_action":
                 run.status = "requires_action"
-                calls = [
-                    {
-                        "id": c.id,
-                        "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments},
-                    }
-                    for c in turn.calls
-                ]
+                calls = [c.as_object(with_output=False) for c in turn.calls.calls]
                 run.required_action = {
                     "type": "submit_tool_outputs",
                     "submit_tool_outputs": {"tool_calls": calls},
