@@ -68,6 +68,15 @@ def run_once(client: openai.OpenAI, assistant_id: str, text: str) -> Any:
     )
 
 
+def streamed_run(client: openai.OpenAI, assistant_id: str, text: str) -> Any:
+    """A streamed run executes in the process that was asked, not in any replica that polls
+    the shared database first (the module's service shares it)."""
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": text}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant_id) as s:
+        s.until_done()
+    return s.get_final_run()
+
+
 @pytest.mark.parametrize(
     ("word", "code", "detail"),
     [
@@ -201,7 +210,7 @@ def test_upstream_down_fails_runs_and_health_says_so(
         assert health["status"] == "degraded" and health["inference"] == "upstream"
         sdk = openai.OpenAI(base_url=f"{service.base_url}/v1", api_key="test-key", max_retries=0)
         assistant = sdk.beta.assistants.create(model="fake-model")
-        run = run_once(sdk, assistant.id, "anyone there?")
+        run = streamed_run(sdk, assistant.id, "anyone there?")
         assert run.status == "failed" and run.last_error.code == "server_error"
         assert "unreachable" in run.last_error.message
     finally:
@@ -218,8 +227,8 @@ def test_mock_inference_answers_offline(database_url: str, tmp_path: Path) -> No
         assert httpx.get(f"{service.base_url}/health").json()["inference"] == "mock"
         sdk = openai.OpenAI(base_url=f"{service.base_url}/v1", api_key="test-key", max_retries=0)
         assistant = sdk.beta.assistants.create(model="any")
-        first = run_once(sdk, assistant.id, "ping")
-        second = run_once(sdk, assistant.id, "ping")
+        first = streamed_run(sdk, assistant.id, "ping")
+        second = streamed_run(sdk, assistant.id, "ping")
         assert first.status == second.status == "completed"
         texts = [
             sdk.beta.threads.messages.list(r.thread_id).data[0].content[0].text.value

@@ -83,8 +83,9 @@ async def stream_chat(
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        # Read on to the end of the body, so the connection can be reused.
                         finished = True
-                        break
+                        continue
                     try:
                         chunk = json.loads(data)
                     except ValueError:
@@ -111,6 +112,8 @@ async def stream_chat(
                 if first and not finished:
                     raise UpstreamFailure("server_error", "The upstream sent an empty stream.")
     except TimeoutError:
+        if finished:
+            return  # the answer was whole; only the end of the body was slow
         raise UpstreamFailure(
             "server_error", "The upstream stopped sending tokens (timed out)."
         ) from None
