@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from services.sovereign.routing import Router
 from services.sovereign.settings import Settings, ollama_url
 from tests.fakes.ollama_upstream import run_ollama_upstream
 from tests.fakes.openai_upstream import run_openai_upstream
-from tests.fakes.process import ROOT
+from tests.fakes.process import ROOT, bind_free_socket
 from tests.fakes.sovereign import run_sovereign
 
 pytestmark = pytest.mark.timeout(60)
@@ -219,3 +220,30 @@ def test_example_config_loads_and_routes() -> None:
     route = router.resolve("gpt-3.5-turbo")
     assert (route.backend.name, route.model) == ("embedded", "gemma-3-270m")
     assert router.resolve("gpt-4o").model == "qwen2.5-coder:7b"
+
+
+def test_serves_on_host_and_port_from_the_environment() -> None:
+    sock = bind_free_socket()
+    port = sock.getsockname()[1]
+    sock.close()  # a tiny race with other processes, acceptable in a test
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SOVEREIGN_PORT": str(port)}
+    env["OLLAMA_HOST"] = "127.0.0.1:9"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.sovereign", "--host", "127.0.0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert health["backends"]["ollama"]["url"] == "http://127.0.0.1:9"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
