@@ -39,6 +39,7 @@ SCRIPT = [
     {"match": "streamfail", "status": 503},
     {"match": "nodone", "text": "All there.", "chunks": 3, "omit_done": True},
     {"match": "finalusage", "text": "Usage late.", "usage_in_final_chunk": True},
+    {"match": "hangup", "text": "z " * 30, "chunks": 30, "tokens_per_s": 60},
     {"match": "cancelme", "text": "x " * 60, "chunks": 60, "tokens_per_s": 10},
     {
         "match": "noindex",
@@ -192,6 +193,27 @@ def test_cancel_stops_the_upstream_request(
     )
     (request,) = [r for r in seen if "cancelme" in str(r.get("body"))]
     assert request.get("cancelled") is True and request["completed"] is False
+
+
+def test_a_client_hanging_up_does_not_stop_the_run(
+    client: openai.OpenAI, assistant_id: str, runs_service: ServiceProcess
+) -> None:
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hangup early"}])
+    with httpx.stream(
+        "POST",
+        f"{runs_service.base_url}/v1/threads/{thread.id}/runs",
+        headers={"Authorization": "Bearer test-key"},
+        json={"assistant_id": assistant_id, "stream": True},
+        timeout=30,
+    ) as response:
+        for line in response.iter_lines():
+            if line == "event: thread.message.delta":
+                break
+    run = client.beta.threads.runs.list(thread.id).data[0]
+    run = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=50)
+    assert run.status == "completed"
+    text = client.beta.threads.messages.list(thread.id).data[0].content[0].text.value
+    assert text == "z " * 30
 
 
 def test_upstream_down_fails_runs_and_health_says_so(

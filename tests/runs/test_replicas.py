@@ -30,7 +30,8 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def replicas(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     script = [
-        {"match": "job", "text": "done", "chunks": 2, "first_token_delay": 0.1, "repeat": True}
+        {"match": "job", "text": "done", "chunks": 2, "first_token_delay": 0.1, "repeat": True},
+        {"match": "slow", "text": "s " * 50, "chunks": 50, "tokens_per_s": 10},
     ]
     logs = tmp_path_factory.mktemp("logs")
     with run_openai_upstream(script) as upstream:
@@ -88,3 +89,51 @@ def test_two_replicas_execute_each_run_exactly_once(database_url: str, replicas:
     assert len(per_worker) == 2, f"one replica did all the work: {per_worker}"
     for api in clients:
         api.close()
+
+
+def test_cancel_through_the_other_replica_stops_the_run(replicas: tuple) -> None:
+    upstream, services = replicas
+    apis = [
+        httpx.Client(
+            base_url=f"{s.base_url}/v1", headers={"Authorization": "Bearer test-key"}, timeout=30
+        )
+        for s in services
+    ]
+    assistant = apis[0].post("/assistants", json={"model": "fake-model"}).json()
+    thread = (
+        apis[0]
+        .post("/threads", json={"messages": [{"role": "user", "content": "slow one"}]})
+        .json()
+    )
+    run = apis[0].post(f"/threads/{thread['id']}/runs", json={"assistant_id": assistant["id"]})
+    url = f"/threads/{thread['id']}/runs/{run.json()['id']}"
+    deadline = time.monotonic() + 10
+    while apis[0].get(url).json()["status"] != "in_progress":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with psycopg.connect(database_url_of(services[0])) as conn:
+        (worker,) = conn.execute(
+            "SELECT worker_id FROM runs WHERE id = %s", (run.json()["id"],)
+        ).fetchone()
+    # Cancel through the replica that does not execute the run: it can only say so in the
+    # database, and the executing replica must notice at its next heartbeat.
+    other = next(
+        api for api, s in zip(apis, services, strict=True) if f":{s.proc.pid}:" not in worker
+    )
+    assert other.post(f"{url}/cancel").json()["status"] == "cancelling"
+    deadline = time.monotonic() + 5
+    while (status := other.get(url).json()["status"]) == "cancelling":
+        assert time.monotonic() < deadline, "the cancel never reached the executing replica"
+        time.sleep(0.05)
+    assert status == "cancelled"
+    seen = upstream.wait_for(
+        lambda reqs: any(r.get("cancelled") for r in reqs if "slow one" in str(r["body"])),
+        timeout=5,
+    )
+    assert any(r.get("cancelled") for r in seen if "slow one" in str(r["body"]))
+    for api in apis:
+        api.close()
+
+
+def database_url_of(service: ServiceProcess) -> str:
+    return service.env["DATABASE_URL"]
