@@ -94,11 +94,16 @@ async def _command(
 ) -> tuple[bool, str]:
     proc = await procs.spawn(shlex.split(cmd), cwd, env if env is not None else dict(os.environ))
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        code = await asyncio.wait_for(asyncio.shield(proc.exited), timeout)
     except TimeoutError:
         procs.kill_group(proc.pid)
-        await proc.wait()
         return False, f"command probe timed out after {timeout:g}s"
+    finally:
+        procs.kill_group(proc.pid)  # and whatever it left behind, which also closes the pipe
+    try:
+        out = await asyncio.wait_for(proc.stdout.read(), 1.0)
+    except TimeoutError:  # something that left the group still holds the pipe
+        out = b""
     tail = out.decode(errors="replace").strip().splitlines()[-1:] if out else []
-    detail = f"`{cmd}` exited {proc.returncode}" + (f": {tail[0]}" if tail else "")
-    return proc.returncode == 0, detail
+    detail = f"`{cmd}` exited {code}" + (f": {tail[0]}" if tail else "")
+    return code == 0, detail

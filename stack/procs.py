@@ -24,6 +24,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,24 +60,50 @@ def _child_setup(parent: int) -> None:
         os._exit(70)
 
 
+@dataclass
+class Child:
+    """A started process: its pid (also its group id), its output, and a future that resolves
+    to the exit code as soon as it exits. (asyncio's Process.wait() also waits until the
+    output pipe closes, which a grandchild can keep open forever.)"""
+
+    pid: int
+    stdout: asyncio.StreamReader
+    exited: asyncio.Future[int]
+    process: asyncio.subprocess.Process
+
+
 async def spawn(
     argv: Sequence[str], cwd: str, env: dict[str, str], pass_fds: Sequence[int] = ()
-) -> asyncio.subprocess.Process:
+) -> Child:
     """Start argv in a new session with stdout+stderr on one pipe."""
     import asyncio
+    import subprocess
+
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[int] = loop.create_future()
+
+    class Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+        def process_exited(self) -> None:
+            super().process_exited()
+            if not exited.done():
+                exited.set_result(transport.get_returncode())
 
     parent = os.getpid()
-    return await asyncio.create_subprocess_exec(
+    transport, protocol = await loop.subprocess_exec(
+        lambda: Protocol(limit=2**16, loop=loop),
         *argv,
         cwd=cwd,
         env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
         preexec_fn=lambda: _child_setup(parent),
         pass_fds=tuple(pass_fds),
     )
+    process = asyncio.subprocess.Process(transport, protocol, loop)
+    assert process.stdout is not None
+    return Child(process.pid, process.stdout, exited, process)
 
 
 def signal_group(pgid: int, sig: int) -> bool:

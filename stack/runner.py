@@ -59,7 +59,7 @@ class Runner:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.sup = Supervisor(plan.services, self, self.loop.time, plan.adopted)
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.procs: dict[str, procs.Child] = {}
         self.jobs: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
         self.background: set[asyncio.Task[Any]] = set()
         self.logs = {n: LogWriter(paths.log(n)) for n in plan.services}
@@ -107,7 +107,13 @@ class Runner:
         async def job() -> None:
             self._line(name, f"[{task.label}] starting")
             ok, detail = await run_task(
-                task, self._cwd(name), self._env(name), on_line, on_progress, self._track
+                task,
+                self._cwd(name),
+                self._env(name),
+                on_line,
+                on_progress,
+                self._track,
+                self._untrack,
             )
             self._line(name, f"[{task.label}] {'done' if ok else 'failed'}: {detail}")
             self.queue.put_nowait(TaskDone(name, gen, phase, index, ok, detail))  # type: ignore[arg-type]
@@ -167,20 +173,18 @@ class Runner:
         self._line(name, f"[stack] started pid {proc.pid}: {svc.command}")
         self.queue.put_nowait(Spawned(name, gen, proc.pid))
         pump = asyncio.ensure_future(self._pump(name, proc))
-        code = await proc.wait()
+        code = await proc.exited
         # whatever the service left in its group goes with it; then the pipe reaches EOF
         procs.kill_group(proc.pid)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(pump), 2.0)
         pump.cancel()
-        if self.watchdog:
-            self.watchdog.untrack(proc.pid)
+        self._untrack(proc.pid)
         self.procs.pop(name, None)
         self._line(name, f"[stack] pid {proc.pid} exited with code {code}")
         self.queue.put_nowait(Exited(name, gen, code))
 
-    async def _pump(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
+    async def _pump(self, name: str, proc: procs.Child) -> None:
         while True:
             try:
                 raw = await proc.stdout.readline()
@@ -198,6 +202,10 @@ class Runner:
     def _track(self, pid: int) -> None:
         if self.watchdog:
             self.watchdog.track(pid)  # pid == pgid: every child leads its own session
+
+    def _untrack(self, pid: int) -> None:
+        if self.watchdog:
+            self.watchdog.untrack(pid)
 
     def _job(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task = self.loop.create_task(coro)

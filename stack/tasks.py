@@ -24,8 +24,10 @@ async def run_command(
     timeout: float,
     on_line: Line,
     on_spawn: Callable[[int], None] = lambda pid: None,
+    on_exit: Callable[[int], None] = lambda pid: None,
 ) -> tuple[bool, str]:
-    """Run a command in its own process group; its output goes to on_line."""
+    """Run a command in its own process group; its output goes to on_line. on_spawn/on_exit
+    bracket the life of its group (the supervisor tells the orphan watchdog)."""
     try:
         proc = await procs.spawn(shlex.split(cmd), cwd, env)
     except OSError as exc:
@@ -35,22 +37,29 @@ async def run_command(
 
     async def pump() -> None:
         nonlocal last
-        assert proc.stdout is not None
         async for raw in proc.stdout:
             line = raw.decode(errors="replace").rstrip()
             last = line or last
             on_line(line)
 
+    pumping = asyncio.ensure_future(pump())
     try:
-        await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout)
+        code = await asyncio.wait_for(asyncio.shield(proc.exited), timeout)
     except (TimeoutError, asyncio.CancelledError) as exc:
         procs.kill_group(proc.pid)
         with contextlib.suppress(Exception):
-            await asyncio.shield(proc.wait())
+            await asyncio.wait_for(asyncio.shield(proc.exited), 5.0)
+        pumping.cancel()
+        on_exit(proc.pid)
         if isinstance(exc, asyncio.CancelledError):
             raise
         return False, f"`{cmd}` timed out after {timeout:g}s"
-    code = proc.returncode or 0
+    # what the task left in its group goes with it, which also ends its output
+    procs.kill_group(proc.pid)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(pumping), 2.0)
+    pumping.cancel()
+    on_exit(proc.pid)
     return code == 0, f"`{cmd}` exited with code {code}" + (f": {last}" if last and code else "")
 
 
@@ -61,11 +70,14 @@ async def run_task(
     on_line: Line,
     on_progress: Progress,
     on_spawn: Callable[[int], None] = lambda pid: None,
+    on_exit: Callable[[int], None] = lambda pid: None,
 ) -> tuple[bool, str]:
     """Dispatch one task; (ok, detail)."""
     if task.run is not None:
         merged = {**env, **task.env}
-        return await run_command(task.run, task.cwd or cwd, merged, task.timeout, on_line, on_spawn)
+        return await run_command(
+            task.run, task.cwd or cwd, merged, task.timeout, on_line, on_spawn, on_exit
+        )
     from stack import provision  # httpx is only needed by the built-in tasks
 
     try:

@@ -154,3 +154,33 @@ def test_follow_sees_new_lines_across_a_rotation(tmp_path: Path) -> None:
     w.close()
     assert "before" not in seen  # follow starts at the end
     assert [x for x in seen if x.startswith("new line")][-1] == "new line 5"
+
+
+async def test_command_task_takes_its_leftovers_with_it(tmp_path: Path) -> None:
+    import time
+
+    from stack.procs import group_alive
+
+    script = (
+        "import subprocess, sys; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); print('migrated')"
+    )
+    groups: list[int] = []
+    exited: list[int] = []
+    t0 = time.monotonic()
+    ok, _ = await run_command(
+        f'{sys.executable} -c "{script}"',
+        str(tmp_path),
+        {},
+        20,
+        lambda line: None,
+        groups.append,
+        exited.append,
+    )
+    # the grandchild holds the output pipe open: without killing the group this would hang
+    assert ok and time.monotonic() - t0 < 5
+    assert groups == exited
+    deadline = time.monotonic() + 3  # SIGKILL is sent; give the kernel a moment
+    while group_alive(groups[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not group_alive(groups[0])
