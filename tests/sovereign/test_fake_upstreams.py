@@ -75,4 +75,4 @@ def test_openai_fake_faults() -> None:
         assert time.perf_counter() - start >= 0.5
         start = time.perf_counter()
         c.post("/chat/completions", json=body)
-        assert 0.09 <= time.perf_counter() - start < 1.0  # 200 chunks at 2,000/s
+        assert 0.09 <= time.perf_counter() - start < 2.0  # 200 chunks at 2,000/s

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,7 +41,7 @@ SCRIPT = {
         },
         {"match": "[malformed]", "text": "abcd", "chunks": 4, "malformed_after": 1, "repeat": True},
         {"match": "[slow-answer]", "text": "late", "delay": 5, "repeat": True},
-        {"match": "[slow-first]", "text": "late", "first_token_delay": 1.8, "repeat": True},
+        {"match": "[slow-first]", "text": "late", "first_token_delay": 3, "repeat": True},
     ],
 }
 
@@ -55,7 +54,7 @@ def stack() -> Iterator[tuple[Any, Sovereign]]:
                 "ollama": {"type": "ollama", "url": up.url, "keep_alive": "10m", "num_ctx": 8192}
             },
             "aliases": {"gpt-4o": MODEL},
-            "timeouts": {"first_token": 2, "idle": 2},
+            "timeouts": {"first_token": 5, "idle": 2},
         }
         with run_sovereign(config=config) as sovereign:
             yield up, sovereign
@@ -254,6 +253,5 @@ def test_client_leaving_before_the_first_token_cancels_upstream(
         mine = [r for r in requests if marker in json.dumps(r["body"])]
         return bool(mine) and mine[-1].get("cancelled") is True
 
-    start = time.monotonic()
-    assert cut_off(up.wait_for(cut_off, timeout=1.2))
-    assert time.monotonic() - start < 1.2  # well before the upstream would have answered
+    # "cancelled" is only recorded when the upstream was cut off before it answered.
+    assert cut_off(up.wait_for(cut_off, timeout=2.5))

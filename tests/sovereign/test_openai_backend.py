@@ -267,10 +267,8 @@ def test_client_disconnect_cancels_upstream(stack: tuple[Any, Sovereign]) -> Non
         mine = [r for r in requests if "disconnect-me" in json.dumps(r["body"])]
         return bool(mine) and mine[-1].get("cancelled") is True
 
-    start = time.monotonic()
-    requests = up.wait_for(cut_off, timeout=3)
+    requests = up.wait_for(cut_off, timeout=3)  # the answer would take 4 s to complete
     assert cut_off(requests), requests[-1]
-    assert time.monotonic() - start < 2
 
 
 def test_bad_requests_are_openai_shaped(client: httpx.Client) -> None:
