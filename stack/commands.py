@@ -63,7 +63,7 @@ def up(file: Path, foreground: bool = False) -> int:
         os.waitpid(pid, 0)
         return 130
     with contextlib.suppress(ChildProcessError):
-        if render.result is None or render.result["t"] in ("failed", "error", "running"):
+        if render.result is None or render.result["t"] != "ready":
             os.waitpid(pid, 0)  # it has finished (or is about to): do not leave a zombie
     return _conclude(render, paths, None)
 
@@ -79,6 +79,10 @@ def _conclude(render: UpRenderer, paths: StackPaths, code: int | None) -> int:
         return 1
     if res["t"] == "error":
         raise StackError(res["text"])
+    if res["t"] == "stopped":
+        if code is not None:  # --foreground: Ctrl-C is how it ends
+            return code
+        raise StackError("stopped before every service was up (stack down?)")
     if res["t"] == "running":
         status = res.get("status") or {}
         console.print(f"stack already running (supervisor pid {status.get('supervisor_pid')})")
@@ -133,6 +137,9 @@ def restart(file: Path, service: str, timeout: float = 120.0) -> int:
     if service not in status["services"]:
         raise StackError(f"unknown service {service!r} (have: {', '.join(status['services'])})")
     before = status["services"][service].get("started_at")
+    if status["services"][service].get("state") in ("adopted", "external"):
+        state = status["services"][service]["state"]
+        raise StackError(f"{service} is {state}: the stack does not run it")
     reply = procs.control_request(paths.control, {"cmd": "restart", "service": service})
     if not reply.get("ok"):
         raise StackError(reply.get("error", "restart refused"))

@@ -89,7 +89,7 @@ class PipeEmit:
             os.write(self.fd, json.dumps(msg).encode() + b"\n")
         except OSError:
             msg = {"t": "ready"}  # the reader is gone; nothing more to say
-        if msg["t"] in ("ready", "failed", "running", "error"):
+        if msg["t"] in ("ready", "failed", "running", "error", "stopped"):
             os.close(self.fd)
             self.fd = None
 
@@ -105,10 +105,9 @@ def _log(msg: dict[str, Any]) -> None:
         text = msg["text"]
     elif t == "failed":
         text = f"{msg['service']} failed: {msg['why']}"
-    elif t in ("ready", "running", "error"):
-        text = {"ready": "all services up", "running": "already running"}.get(
-            t, msg.get("text", "")
-        )
+    elif t in ("ready", "running", "error", "stopped"):
+        said = {"ready": "all services up", "running": "already running", "stopped": "stopped"}
+        text = said.get(t, msg.get("text", ""))
     else:
         return
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)

@@ -110,6 +110,9 @@ class UpRenderer:
             c.print(f"{mark} {msg['service']}: {state}{extra}")
         elif t == "progress":
             self._progress(msg)
+        elif t == "stopped":
+            if self.result is None:  # stopped (stack down, Ctrl-C) before everything was up
+                self.result = msg
         elif t in ("ready", "failed", "running", "error"):
             self.result = msg
             if t == "ready" and self.live:

@@ -139,7 +139,9 @@ class Runner:
         self.emit({"t": "ready", "status": self.snapshot()})
 
     def finished(self, failure: Failure | None) -> None:
-        if failure is not None:
+        if failure is None:
+            self.emit({"t": "stopped"})
+        else:
             skipped = [s.name for s in self.sup.svcs.values() if s.state == "skipped"]
             log = tail(self.paths.log(failure.name), LOG_TAIL + 1)
             # only this up's lines: an earlier run's output would mislead

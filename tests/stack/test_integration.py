@@ -154,7 +154,7 @@ def test_crash_restart_with_backoff_then_cap(harness: StackHarness, tmp_path: Pa
     harness.write(f"""
 services:
   flaky:
-    command: {{py}} {{svc}} --port ${{self.port}} --crash-after 0.3 --starts {starts}
+    command: {{py}} {{svc}} --port ${{self.port}} --crash-after 0.3 --starts {starts} --grandchild
     port: {free_port()}
     probe: {{tcp: true, {FAST}}}
     restart: {{policy: on-failure, backoff: 0.2, max_restarts: 3, window: 60}}
@@ -354,4 +354,22 @@ services:
     assert svc["pid"] != first
     assert f"pid {first} exited with code -15" in logs
     assert harness.cli("down").returncode == 0
+    harness.assert_nothing_left()
+
+
+def test_down_while_up_is_still_waiting(harness: StackHarness) -> None:
+    harness.write(f"""
+services:
+  slow:
+    command: {{py}} {{svc}} --port ${{self.port}} --ready-after 30
+    port: {free_port()}
+    probe: {{http: /health, {FAST}}}
+""")
+    up = harness.popen("up")
+    harness.wait_for(
+        lambda: harness.status()["services"].get("slow", {}).get("pid"), what="slow to start"
+    )
+    assert harness.cli("down").returncode == 0
+    out = up.communicate(timeout=20)[0]
+    assert up.returncode == 1 and "stopped before every service was up" in out
     harness.assert_nothing_left()
