@@ -121,20 +121,28 @@ async def start_created_run(
     run.worker_id = worker
     run.lease_expires_at = time.time() + lease
     run.attempts = (run.attempts or 0) + 1
-    await session.flush()
-    return await _load(session, run, prepare)
+    return await _load(session, run, prepare, fresh=True)
 
 
-async def _load(session: AsyncSession, run: Run, prepare: Prepare | None) -> Started:
-    """What the run's prompt is built from: the thread, and what the run already did."""
+async def _load(
+    session: AsyncSession, run: Run, prepare: Prepare | None, *, fresh: bool = False
+) -> Started:
+    """What the run's prompt is built from: the thread, and what the run already did
+    (nothing yet, when ``fresh``)."""
     messages = (
         await session.scalars(
             select(Message).where(Message.thread_id == run.thread_id).order_by(Message.seq)
         )
     ).all()
     steps = (
-        await session.scalars(select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq))
-    ).all()
+        []
+        if fresh
+        else (
+            await session.scalars(
+                select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq)
+            )
+        ).all()
+    )
     own = {m.id: m for m in messages if m.run_id == run.id}
     # Empty messages are placeholders a crashed attempt left behind; they say nothing.
     thread = [m for m in messages if m.run_id != run.id and m.content]

@@ -17,6 +17,7 @@ __all__ = ["END", "Event", "EventBus", "Subscription", "encode_done", "encode_ev
 END = ("", None)
 
 Event = tuple[str, Any]
+MAX_FRAMES_PER_WRITE = 64
 
 
 def encode_event(name: str, data: Any) -> bytes:
@@ -90,7 +91,17 @@ async def sse_stream(
                     continue
             if item is END:
                 break
-            yield encode_event(*item)
+            # Whatever else is already queued goes out in the same write: under load one
+            # socket send per event costs more than the events themselves.
+            frames = [encode_event(*item)]
+            while not queue.empty() and len(frames) < MAX_FRAMES_PER_WRITE:
+                item = queue.get_nowait()
+                if item is END:
+                    break
+                frames.append(encode_event(*item))
+            yield b"".join(frames)
+            if item is END:
+                break
         yield encode_done()
     finally:
         sub.close()
