@@ -79,8 +79,11 @@ def test_real_tokens_through_the_sdk_bounded(sovereign: Sovereign) -> None:
     assert chunks[-1].choices[0].finish_reason in ("length", "stop")
 
 
-def test_prompt_beyond_the_context_is_a_clear_400(embedded: Sovereign) -> None:
-    body = {"messages": [{"role": "user", "content": "word " * 3000}]}
-    response = httpx.post(embedded.base_url + "/chat/completions", json=body, timeout=120)
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_beyond_the_context_is_a_clear_400(sovereign: Sovereign, stream: bool) -> None:
+    body = {"messages": [{"role": "user", "content": "word " * 3000}], "stream": stream}
+    body["model"] = "gemma-3-270m"
+    response = httpx.post(sovereign.base_url + "/chat/completions", json=body, timeout=120)
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "context_length_exceeded"
+    error = response.json()["error"]
+    assert "context" in error["message"] and error["type"] == "invalid_request_error"

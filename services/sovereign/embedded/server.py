@@ -100,6 +100,14 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
         prompt = render_prompt(messages)
         params = _params(body, runner.n_ctx)
         model = body.get("model") or MODEL_ID
+        # Checked up front so a stream, too, gets a 400 instead of a broken stream.
+        prompt_tokens = runner.count_tokens(prompt)
+        if prompt_tokens >= runner.n_ctx:
+            message = (
+                f"the prompt is {prompt_tokens} tokens; this model's context is {runner.n_ctx}"
+            )
+            error = error_body(message, "invalid_request_error", "context_length_exceeded")
+            return JSONResponse(error, 400)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             frames = _stream(runner, prompt, params, model, include_usage)
