@@ -39,6 +39,13 @@ SCRIPT = [
         ],
     },
     {"match": "parallel", "text": "Cold in Oslo, warm in Rome.", "chunks": 4},
+    {
+        "match": "rawtools",
+        "tool_calls": [
+            {"name": "get_weather", "arguments": {"city": "Bonn"}, "chunks": 2},
+            {"name": "get_weather", "arguments": {"city": "Graz"}, "chunks": 2},
+        ],
+    },
     {"match": "busy", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Nice"}}]},
     {"match": "params", "text": '{"ok": true}'},
     {"match": "toolong", "text": "cut off", "chunks": 2, "finish_reason": "length"},
@@ -371,3 +378,40 @@ def test_list_retrieve_modify_runs_and_steps(client: openai.OpenAI, assistant: A
         client.beta.threads.runs.retrieve("run_missing", thread_id=thread.id)
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id="asst_missing")
+
+
+def test_tool_call_stream_shapes(
+    client: openai.OpenAI, assistant: Any, runs_service: ServiceProcess
+) -> None:
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "rawtools now"}])
+    with httpx.stream(
+        "POST",
+        f"{runs_service.base_url}/v1/threads/{thread.id}/runs",
+        headers=auth(runs_service),
+        json={"assistant_id": assistant.id, "stream": True},
+        timeout=30,
+    ) as response:
+        events = read_events(response)
+    assert_event_shapes(events)
+    assert collapse([n for n, _ in events]) == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.run.step.delta",
+        "thread.run.requires_action",
+        "done",
+    ]
+    created = next(d for n, d in events if n == "thread.run.step.created")
+    assert created["step_details"] == {"type": "tool_calls", "tool_calls": []}
+    deltas = [d["delta"]["step_details"]["tool_calls"][0] for n, d in events if n.endswith("delta")]
+    heads = [d for d in deltas if "id" in d]
+    assert [h["index"] for h in heads] == [0, 1]
+    assert all(h["function"]["name"] == "get_weather" for h in heads)
+    arguments = ["", ""]
+    for d in deltas:
+        arguments[d["index"]] += d["function"]["arguments"]
+    assert arguments == ['{"city": "Bonn"}', '{"city": "Graz"}']
+    required = events[-2][1]["required_action"]["submit_tool_outputs"]["tool_calls"]
+    assert [c["id"] for c in required] == [h["id"] for h in heads]
