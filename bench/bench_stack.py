@@ -1,15 +1,14 @@
-"""The stack supervisor's own cost: `stack up` wall time minus the services' own time to
-healthy, for 3 and 30 trivial services, and the supervisor's resident memory.
+"""The stack supervisor's own cost (`stack up` wall time minus the services' own time to
+healthy) for 3 and 30 trivial services, and the supervisor's resident memory."""
 
-    .venv/bin/python bench/bench_stack.py [--runs 3] [--sizes 3,30]
-
-A trivial service is a bare Python process that binds its port and sleeps; its probe is tcp
-every 20 ms. "Own time to healthy" is measured without the stack: the same N commands
-started directly, in parallel, until every port accepts (so CPU contention among the
-services themselves is not charged to the stack). The supervisor's own per-service figure
-(spawn to first passing probe) is shown too. Targets: under 300 ms overhead for 3 services,
-linear or better growth, under 60 MB resident.
-"""
+# .venv/bin/python bench/bench_stack.py [--runs 3] [--sizes 3,30]
+#
+# A trivial service is a bare Python process that binds its port and sleeps; its probe is tcp
+# every 20 ms. "Own time to healthy" is measured without the stack: the same N commands
+# started directly, in parallel, until every port accepts (so CPU contention among the
+# services themselves is not charged to the stack). The supervisor's own per-service figure
+# (spawn to first passing probe) is shown too. Targets: under 300 ms overhead for 3 services,
+# linear or better growth, under 60 MB resident.
 
 from __future__ import annotations
 
@@ -119,7 +118,7 @@ def one_run(n: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="3,30")
     args = parser.parse_args()

@@ -1,8 +1,7 @@
-"""The stack's domain errors, kept free of heavy imports so every command can catch them.
+"""The stack's domain errors, kept free of heavy imports so every command can catch them."""
 
-StackError      one readable line and an exit code (1 unless said otherwise)
-ConfigError     the stack file cannot be used: every (path, message) found; exit 2
-"""
+# StackError      one readable line and an exit code (1 unless said otherwise)
+# ConfigError     the stack file cannot be used: every (path, message) found; exit 2
 
 from __future__ import annotations
 

@@ -1,17 +1,16 @@
 """`${...}` interpolation in stack.yaml: environment variables at load time, other services'
-resolved values (port, URL) once ports are known.
+resolved values (port, URL) once ports are known."""
 
-Syntax (documented in stack.yaml too):
-  ${VAR}                  environment variable (from the process env or the .env file); an error
-                          when it is not set
-  ${VAR:-default}         the variable, or `default` when it is unset or empty
-  ${stack.dir}            the directory holding stack.yaml
-  ${stack.python}         the Python interpreter running the stack (the venv's python)
-  ${services.NAME.port}   NAME's resolved port (after adoption / moving), likewise .host, .url
-  ${services.NAME.vars.K} a value NAME declares under `vars:` (the chosen variant's, if any)
-  ${self.port}            the service's own resolved port, likewise .host, .url, .fd
-  $$                      a literal `$`
-"""
+# Syntax (documented in stack.yaml too):
+#   ${VAR}                  environment variable (the process env or the .env file); an error
+#                           when it is not set
+#   ${VAR:-default}         the variable, or `default` when it is unset or empty
+#   ${stack.dir}            the directory holding stack.yaml
+#   ${stack.python}         the Python interpreter running the stack (the venv's python)
+#   ${services.NAME.port}   NAME's resolved port (after adoption / moving), likewise .host, .url
+#   ${services.NAME.vars.K} a value NAME declares under `vars:` (the chosen variant's, if any)
+#   ${self.port}            the service's own resolved port, likewise .host, .url, .fd
+#   $$                      a literal `$`
 
 from __future__ import annotations
 

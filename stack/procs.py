@@ -1,15 +1,15 @@
-"""Everything OS-specific about processes: spawning into a new process group that dies with
-the supervisor, signalling groups, the orphan watchdog, daemonizing. A Windows port
-(job objects, CTRL_BREAK_EVENT, spawn instead of fork) is a change in this module only.
+"""Everything OS-specific about processes: process groups, signals, the orphan watchdog, the
+lock, the control socket, daemonizing. A Windows port is a change in this module only."""
 
-How children never outlive the stack, even after `kill -9` of the supervisor:
-  1. each service runs in its own session/process group, so a signal reaches its children;
-  2. the direct child gets PR_SET_PDEATHSIG(SIGKILL) (Linux), so it dies with the supervisor;
-  3. a small watchdog process, forked before anything starts, holds the read end of a pipe on
-     which the supervisor announces each process group; when the pipe closes without a
-     goodbye (the supervisor died), it sends TERM then KILL to every group still announced,
-     which reaches the grandchildren that (2) does not.
-"""
+# How children never outlive the stack, even after `kill -9` of the supervisor:
+#   1. each service runs in its own session/process group, so a signal reaches its children;
+#   2. the direct child gets PR_SET_PDEATHSIG(SIGKILL) (Linux), so it dies with the supervisor;
+#   3. a small watchdog process, forked before anything starts, holds the read end of a pipe on
+#      which the supervisor announces each process group; when the pipe closes without a
+#      goodbye (the supervisor died), it sends TERM then KILL to every group still announced,
+#      which reaches the grandchildren that (2) does not.
+# On Windows the same would be a job object with KILL_ON_JOB_CLOSE, CTRL_BREAK_EVENT for the
+# stop signal, a named pipe for the control channel and spawn instead of fork.
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The supervisor's decisions: one `handle(event)` per event from the queue. Everything that
-touches the OS (spawn, signal, probe, tasks, timers) goes through `Effects`, and time comes from
-an injected clock, so tests replay scripted histories without processes or sleeping."""
+"""The supervisor's decisions: one `handle(event)` per event from the queue; the OS (spawn,
+signal, probe, tasks, timers) is reached through `Effects`, and time through a clock."""
+
+# Both are injected, so tests replay scripted histories without processes or sleeping.
 
 from __future__ import annotations
 
