@@ -1,7 +1,7 @@
 """One run's execution: one model turn from in_progress to its next resting state.
 
-Events are published as they happen; the database sees a few writes per turn (start, the
-message and its step when the first token arrives, the outcome), never one per token.
+Events are published as they happen; the database sees a few writes per turn (the start,
+which also writes the empty reply message, then the outcome), never one per token.
 """
 
 from __future__ import annotations
