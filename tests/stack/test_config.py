@@ -178,3 +178,38 @@ def test_cli_exits_2_and_starts_nothing(tmp_path: Path) -> None:
     assert "nothing started" in out.stderr
     assert "services.api.port" in out.stderr and "services.api.colour: unknown key" in out.stderr
     assert not (tmp_path / ".stack").exists()
+
+
+def test_stack_config_prints_the_resolved_configuration(tmp_path: Path) -> None:
+    import socket
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    path = write(
+        tmp_path,
+        f"""
+services:
+  db:
+    command: db --port ${{self.port}}
+    port: {taken}
+  api:
+    command: api
+    env: {{DB: "${{services.db.url}}", MODE: "${{MODE:-dev}}"}}
+""",
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "stack", "config", "--file", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        blocker.close()
+    assert out.returncode == 0, out.stderr
+    moved = int(out.stdout.split(f"(asked {taken})")[0].split("# db: ")[1])
+    assert moved > taken
+    assert f"command: db --port {moved}" in out.stdout
+    assert f"DB: http://127.0.0.1:{moved}" in out.stdout and "MODE: dev" in out.stdout

@@ -302,3 +302,39 @@ def test_manual_restart_and_stale_events_are_ignored() -> None:
     assert h.sup.svcs["a"].restarts == 0  # a manual restart is not a crash
     h.send(ProbeDone("a", old_gen, False, "stale"))  # from the previous incarnation
     assert h.state("a") == "starting"
+
+
+def test_adopted_and_external_services_count_as_healthy() -> None:
+    fx = FakeEffects()
+    services = {
+        "runtime": svc(port=11434, probe=PROBE),
+        "remote": Service.model_validate({"url": "http://x/v1", "probe": PROBE}),
+        "api": svc(
+            depends_on={"runtime": {"condition": "healthy"}, "remote": {"condition": "healthy"}}
+        ),
+    }
+    sup = Supervisor(services, fx, lambda: fx.now, adopted=frozenset({"runtime", "remote"}))
+    sup.begin()
+    assert fx.take() == [("spawn", "api")]
+    assert (sup.svcs["runtime"].state, sup.svcs["remote"].state) == ("adopted", "external")
+    sup.handle(Spawned("api", sup.svcs["api"].gen, 7))
+    assert fx.ready
+    sup.handle(StopRequested("down"))
+    assert fx.take() == [("signal", "api", signal.SIGTERM)]  # adopted ones are not ours to stop
+    sup.handle(Exited("api", sup.svcs["api"].gen, 0))
+    assert fx.done == [None]
+
+
+def test_a_failed_one_shot_fails_the_up_and_its_dependents_never_start() -> None:
+    h = Harness(
+        {
+            "migrate": svc(restart="no"),
+            "api": svc(depends_on={"migrate": {"condition": "completed_successfully"}}),
+        }
+    )
+    h.sup.begin()
+    h.spawned("migrate")
+    h.exited("migrate", 2)
+    assert h.sup.failure and h.sup.failure.name == "migrate"
+    assert h.state("api") == "skipped"
+    assert ("spawn", "api") not in h.fx.take()
