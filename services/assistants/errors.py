@@ -209,11 +209,16 @@ def _document_errors(app: FastAPI) -> None:
         components.update(error_schema.pop("$defs", {}))
         components["ErrorResponse"] = error_schema
         ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        schema["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
         for path, item in schema.get("paths", {}).items():
             for operation in item.values():
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
                 if path.startswith("/v1/"):
+                    operation["security"] = [{"bearer": []}, {"apiKey": []}]
                     for status, description in ERROR_STATUSES.items():
                         responses.setdefault(
                             status,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Label, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .errors import InvalidRequest
@@ -42,12 +44,20 @@ async def _cursor_seq(
     return seq
 
 
+@cache
+def _columns(table: type[Keyed]) -> list[Label[Any]]:
+    """Every mapped column, labelled with its attribute name (``metadata_``, not
+    ``metadata``): a page is read as plain rows, which ``to_object`` reads like ORM objects
+    without the identity map and instance state that loading objects into the session costs."""
+    return [prop.columns[0].label(prop.key) for prop in sa_inspect(table).column_attrs]
+
+
 async def fetch_page(
     session: AsyncSession,
     table: type[Row],
     params: PageParams,
     scope: Sequence[ColumnElement[bool]],
-    to_object: Callable[[Row], dict[str, Any]],
+    to_object: Callable[[Any], dict[str, Any]],
 ) -> dict[str, Any]:
     """One page of ``table`` rows within ``scope``, shaped as OpenAI's list object."""
     conditions = list(scope)
@@ -62,8 +72,8 @@ async def fetch_page(
     backwards = bool(params.before) and not params.after
     walk_ascending = ascending != backwards
     order_by = table.seq.asc() if walk_ascending else table.seq.desc()
-    stmt = select(table).where(*conditions).order_by(order_by).limit(params.limit + 1)
-    rows = list((await session.scalars(stmt)).all())
+    stmt = select(*_columns(table)).where(*conditions).order_by(order_by).limit(params.limit + 1)
+    rows = list((await session.execute(stmt)).all())
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
     if backwards:

@@ -14,7 +14,9 @@ MESSAGES_EACH = 6
 
 
 async def _write_all(base_url: str, thread_id: str) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=WRITERS + 10)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout would close
+    # them under a request (a client-side race, not the service's).
+    limits = httpx.Limits(max_connections=WRITERS + 10, keepalive_expiry=2)
     async with httpx.AsyncClient(
         base_url=f"{base_url}/v1",
         headers={"Authorization": "Bearer test-key"},

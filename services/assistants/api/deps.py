@@ -6,7 +6,7 @@ import hmac
 import time
 from typing import Annotated, Literal
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Query, Request
 
 from ..config import Settings
 from ..db import Database
@@ -16,11 +16,11 @@ from ..pagination import PageParams
 SCHEMA_RECHECK_SECONDS = 2.0
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
@@ -28,12 +28,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
 
-def require_api_key(
-    settings: SettingsDep,
-    x_api_key: Annotated[str | None, Header()] = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> None:
-    supplied = x_api_key
+async def require_api_key(request: Request) -> None:
+    """The key, from X-API-Key or a Bearer token (what the SDK sends), compared in
+    constant time. Headers are read straight off the request: this runs on every call,
+    and /openapi.json documents both schemes as security schemes instead."""
+    settings: Settings = request.app.state.settings
+    headers = request.headers
+    supplied = headers.get("x-api-key")
+    authorization = headers.get("authorization")
     if supplied is None and authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer":
@@ -71,7 +73,7 @@ async def refresh_schema_state(state: object) -> None:
     state.schema_checked_at = time.monotonic()  # type: ignore[attr-defined]
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     after: Annotated[str | None, Query()] = None,

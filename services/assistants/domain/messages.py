@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
@@ -12,7 +12,7 @@ from ..errors import InvalidRequest, not_found
 from ..ids import new_id
 from ..pagination import PageParams, fetch_page
 from ..schemas.threads import MessageCreate, MessageModify, TextPart
-from ..tables import Message, Run
+from ..tables import Message, Run, Thread
 
 ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
 
@@ -63,6 +63,26 @@ async def ensure_no_active_run(session: AsyncSession, thread_id: str, what: str)
     run_id = await active_run_id(session, thread_id)
     if run_id is not None:
         raise InvalidRequest(f"Can't add {what} to {thread_id} while a run {run_id} is active.")
+
+
+# Built once: the create path runs it on every message, and a prebuilt statement skips
+# SQLAlchemy's per-call construction and cache-key work.
+_THREAD_AND_ACTIVE_RUN = select(
+    Thread.seq,
+    select(Run.id)
+    .where(Run.thread_id == Thread.id, Run.status.in_(ACTIVE_RUN_STATUSES))
+    .limit(1)
+    .scalar_subquery(),
+).where(Thread.id == bindparam("thread_id"))
+
+
+async def ensure_can_add_message(session: AsyncSession, thread_id: str) -> None:
+    """404 for an unknown thread, 400 while a run is active on it: both in one query."""
+    row = (await session.execute(_THREAD_AND_ACTIVE_RUN, {"thread_id": thread_id})).first()
+    if row is None:
+        raise not_found("thread", thread_id, "thread_id")
+    if row[1] is not None:
+        raise InvalidRequest(f"Can't add messages to {thread_id} while a run {row[1]} is active.")
 
 
 async def add_message(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
@@ -48,9 +48,12 @@ async def get_thread(session: AsyncSession, thread_id: str) -> Thread:
     return row
 
 
+_THREAD_EXISTS = select(Thread.seq).where(Thread.id == bindparam("thread_id"))
+
+
 async def require_thread(session: AsyncSession, thread_id: str) -> None:
     """404 unless the thread exists; cheaper than loading it."""
-    if await session.scalar(select(Thread.seq).where(Thread.id == thread_id)) is None:
+    if await session.scalar(_THREAD_EXISTS, {"thread_id": thread_id}) is None:
         raise not_found("thread", thread_id, "thread_id")
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from ...domain import messages as domain
 from ...domain.threads import require_thread
+from ...errors import InvalidRequest
 from ...schemas.common import Deleted, ListResponse
 from ...schemas.threads import MessageCreate, MessageModify, MessageObject
 from ..deps import DatabaseDep, PageDep
@@ -18,8 +19,7 @@ router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
 @router.post("", response_model=MessageObject)
 async def create_message(thread_id: str, body: MessageCreate, db: DatabaseDep) -> Any:
     async with db.write() as session:
-        await require_thread(session, thread_id)
-        await domain.ensure_no_active_run(session, thread_id, "messages")
+        await domain.ensure_can_add_message(session, thread_id)
         return domain.message_object(await domain.add_message(session, thread_id, body))
 
 
@@ -31,8 +31,16 @@ async def list_messages(
     run_id: Annotated[str | None, Query()] = None,
 ) -> Any:
     async with db.read() as session:
-        await require_thread(session, thread_id)
-        return await domain.list_messages(session, thread_id, page, run_id)
+        try:
+            listed = await domain.list_messages(session, thread_id, page, run_id)
+        except InvalidRequest:
+            await require_thread(session, thread_id)  # an unknown thread is a 404 first
+            raise
+        if not listed["data"]:
+            # Messages exist only in threads that exist: the check costs a query only when
+            # the page is empty.
+            await require_thread(session, thread_id)
+        return listed
 
 
 @router.get("/{message_id}", response_model=MessageObject)
