@@ -148,6 +148,11 @@ def descendants(pid: int) -> list[int]:
         return []
 
 
+def signal_number(name: str) -> int:
+    """A signal by name ("SIGTERM"); names are what stack.yaml and the supervisor use."""
+    return int(getattr(signal, name))
+
+
 def kill_group(pgid: int) -> bool:
     return signal_group(pgid, signal.SIGKILL)
 

@@ -74,10 +74,10 @@ class Runner:
     def spawn(self, name: str, gen: int) -> None:
         self._background(self._spawn(name, gen))
 
-    def signal(self, name: str, sig: int) -> None:
+    def signal(self, name: str, sig: str) -> None:
         proc = self.procs.get(name)
         if proc is not None:
-            procs.signal_group(proc.pid, sig)
+            procs.signal_group(proc.pid, procs.signal_number(sig))
 
     def probe(self, name: str, gen: int) -> None:
         async def job() -> None:

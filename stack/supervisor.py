@@ -32,7 +32,7 @@ DEAD_END = {"failed", "skipped", "stopped", "exited"}
 
 class Effects(Protocol):
     def spawn(self, name: str, gen: int) -> None: ...
-    def signal(self, name: str, sig: int) -> None: ...
+    def signal(self, name: str, sig: str) -> None: ...  # a name ("SIGTERM"): procs maps it
     def probe(self, name: str, gen: int) -> None: ...
     def run_task(self, name: str, gen: int, phase: str, index: int) -> None: ...
     def cancel(self, name: str) -> None: ...
@@ -255,7 +255,7 @@ class Supervisor:
         elif what == "restart" and s.state == "backoff":
             self._launch(s)
         elif what == "kill" and s.state == "stopping" and s.has_process:
-            self.fx.signal(s.name, signal.SIGKILL)
+            self.fx.signal(s.name, "SIGKILL")
 
     # -- failing, exiting, restarting --------------------------------------------------------
     def _not_ready(self, s: ServiceState, why: str) -> None:
@@ -345,7 +345,7 @@ class Supervisor:
         self.fx.cancel(s.name)
         if s.pid is None:
             return  # still spawning: stopped as soon as Spawned arrives
-        self.fx.signal(s.name, getattr(signal, s.spec.stop_signal))
+        self.fx.signal(s.name, s.spec.stop_signal)
         self.fx.call_at(self.clock() + s.spec.stop_grace, Tick(s.name, s.gen, "kill"))
 
     def _stop_all(self, reason: str) -> None:

@@ -273,10 +273,16 @@ def test_kill9_of_the_supervisor_leaves_no_orphan(harness: StackHarness) -> None
 def test_down_kills_after_grace_and_leaves_no_orphan(harness: StackHarness) -> None:
     harness.write(GROUPS.replace("PORT", str(free_port())))
     assert harness.cli("up").returncode == 0
+    supervisor = psutil.Process(harness.status()["supervisor_pid"])
+    tree = [supervisor, *supervisor.children(recursive=True)]
+    # the watchdog, two services and their two grandchildren
+    assert len(tree) >= 6, [" ".join(p.cmdline())[:80] for p in tree]
     t0 = time.monotonic()
     out = harness.cli("down")
     assert out.returncode == 0, out.stderr
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 5  # b ignores TERM: killed after its 0.5 s grace
+    _, alive = psutil.wait_procs(tree, timeout=2)
+    assert not alive, [p.pid for p in alive]
     harness.assert_nothing_left(timeout=1)
     logs = harness.cli("logs", "b").stdout
     assert "ignores TERM" in logs and "exited with code -9" in logs

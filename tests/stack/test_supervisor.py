@@ -3,7 +3,6 @@ sleeping. Each test scripts a history of events and checks what the supervisor a
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
 from stack.config import Service
@@ -160,11 +159,11 @@ def test_failed_health_stops_everything_and_skips_dependents() -> None:
     assert "not healthy after 10s" in h.sup.failure.why and "refused" in h.sup.failure.why
     assert h.state("app") == "skipped"
     calls = h.fx.take()
-    assert ("signal", "db", signal.SIGTERM) in calls and ("signal", "side", signal.SIGTERM) in calls
+    assert ("signal", "db", "SIGTERM") in calls and ("signal", "side", "SIGTERM") in calls
     assert ("spawn", "app") not in calls
     h.exited("db", -15)
     h.fire("side", "kill")  # side ignores TERM: killed after its grace period
-    assert h.fx.take() == [("signal", "side", signal.SIGKILL)]
+    assert h.fx.take() == [("signal", "side", "SIGKILL")]
     assert h.fx.now == 13
     h.exited("side", -9)
     assert h.fx.done == [h.sup.failure]
@@ -243,7 +242,7 @@ def test_liveness_failures_restart_the_service() -> None:
     h.fire("db", "probe")
     h.probe("db", False, "GET /health → 500")
     assert h.state("db") == "stopping"
-    assert ("signal", "db", signal.SIGTERM) in h.fx.take()
+    assert ("signal", "db", "SIGTERM") in h.fx.take()
     h.exited("db", -15)
     assert h.state("db") == "backoff"
     assert "liveness probe failed 2 times" in h.sup.svcs["db"].reason
@@ -264,11 +263,11 @@ def test_down_stops_in_reverse_dependency_order() -> None:
         h.spawned(name)
     h.fx.take()
     h.send(StopRequested("down"))
-    assert h.fx.take() == [("signal", "ui", signal.SIGTERM)]
+    assert h.fx.take() == [("signal", "ui", "SIGTERM")]
     h.exited("ui", 0)
-    assert h.fx.take() == [("signal", "api", signal.SIGTERM)]
+    assert h.fx.take() == [("signal", "api", "SIGTERM")]
     h.exited("api", 0)
-    assert h.fx.take() == [("signal", "db", signal.SIGTERM)]
+    assert h.fx.take() == [("signal", "db", "SIGTERM")]
     assert not h.fx.done
     h.exited("db", 0)
     assert h.fx.done == [None]
@@ -296,7 +295,7 @@ def test_manual_restart_and_stale_events_are_ignored() -> None:
     old_gen = h.gen("a")
     h.fx.take()
     h.send(RestartRequested("a"))
-    assert h.fx.take() == [("signal", "a", signal.SIGTERM)]
+    assert h.fx.take() == [("signal", "a", "SIGTERM")]
     h.exited("a", -15)
     assert h.fx.take() == [("spawn", "a")]
     assert h.sup.svcs["a"].restarts == 0  # a manual restart is not a crash
@@ -320,7 +319,7 @@ def test_adopted_and_external_services_count_as_healthy() -> None:
     sup.handle(Spawned("api", sup.svcs["api"].gen, 7))
     assert fx.ready
     sup.handle(StopRequested("down"))
-    assert fx.take() == [("signal", "api", signal.SIGTERM)]  # adopted ones are not ours to stop
+    assert fx.take() == [("signal", "api", "SIGTERM")]  # adopted ones are not ours to stop
     sup.handle(Exited("api", sup.svcs["api"].gen, 0))
     assert fx.done == [None]
 
