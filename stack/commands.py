@@ -18,7 +18,7 @@ from stack import procs
 from stack.errors import StackError
 from stack.logs import follow, merged_tail
 from stack.render import UpRenderer, line_printer, port_text, status_table
-from stack.state import StackPaths, live_status
+from stack.state import StackPaths, live_status, read_state, write_state
 
 # `up` and `config` import the config schema, the planner and the runner when they need
 # them: `stack status` and friends should not pay for pydantic and asyncio at start-up.
@@ -123,11 +123,17 @@ def down(file: Path, timeout: float = 120.0) -> int:
 
 def _sweep(paths: StackPaths) -> None:
     """After a supervisor died: make sure nothing recorded in the state file still runs."""
-    data = live_status(paths) or {}
+    data = read_state(paths.state)
+    if not data or data.get("phase") in ("stopped", "failed"):
+        return
     for svc in data.get("services", {}).values():
         pid = svc.get("pid")
         if pid and procs.group_alive(pid):
             procs.kill_group(pid)
+        if svc.get("state") not in ("failed", "skipped"):
+            svc["state"], svc["pid"] = "stopped", None
+    data["phase"] = "stopped"
+    write_state(paths.state, data)  # the truth now: nothing of this stack runs
 
 
 def restart(file: Path, service: str, timeout: float = 120.0) -> int:

@@ -264,6 +264,8 @@ def test_kill9_of_the_supervisor_leaves_no_orphan(harness: StackHarness) -> None
     for proc in tree:
         assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
     assert harness.status()["phase"] == "supervisor gone"
+    assert harness.cli("down").returncode == 0  # tidies the state: nothing runs
+    assert harness.status()["phase"] == "stopped"
     # the lock died with the supervisor: the stack can come up again
     assert harness.cli("up").returncode == 0
     assert harness.cli("down").returncode == 0
