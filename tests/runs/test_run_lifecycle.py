@@ -50,6 +50,8 @@ SCRIPT = [
     {"match": "params", "text": '{"ok": true}'},
     {"match": "toolong", "text": "cut off", "chunks": 2, "finish_reason": "length"},
     {"match": "reads", "text": "ok"},
+    {"match": "andpoll", "text": "Polled.", "chunks": 2},
+    {"match": "andstream", "text": "Streamed.", "chunks": 2},
 ]
 
 
@@ -415,3 +417,23 @@ def test_tool_call_stream_shapes(
     assert arguments == ['{"city": "Bonn"}', '{"city": "Graz"}']
     required = events[-2][1]["required_action"]["submit_tool_outputs"]["tool_calls"]
     assert [c["id"] for c in required] == [h["id"] for h in heads]
+
+
+def test_thread_and_run_helpers(client: openai.OpenAI, assistant: Any) -> None:
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "andpoll"}]},
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed"
+    messages = client.beta.threads.messages.list(run.thread_id).data
+    assert messages[0].content[0].text.value == "Polled."
+    handler = Recorder()
+    with client.beta.threads.create_and_run_stream(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "andstream"}]},
+        event_handler=handler,
+    ) as stream:
+        stream.until_done()
+    assert handler.names[0] == "thread.created"
+    assert handler.text == "Streamed."
