@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -98,20 +99,26 @@ def one_run(n: int) -> dict[str, float]:
         own = baseline(Path(tmp), n)
         path = stack_file(Path(tmp), n)
         t0 = time.perf_counter()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         up = stack("up", path=path)
         wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cli_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         if up.returncode != 0:
             raise SystemExit(f"stack up failed:\n{up.stdout}\n{up.stderr}")
         status = json.loads(stack("status", "--json", path=path).stdout)
         sup_own = max(s["ready_after"] for s in status["services"].values())
         sup = psutil.Process(status["supervisor_pid"])
         mem = sup.memory_full_info()
+        times = sup.cpu_times()  # the detached supervisor is not a waited-for child
+        sup_cpu = times.user + times.system
         stack("down", path=path)
     return {
         "wall": wall,
         "own": own,
         "sup_own": sup_own,
         "overhead": wall - own,
+        "cpu": cli_cpu + sup_cpu,
         "rss": mem.rss,
         "uss": mem.uss,
     }
@@ -124,8 +131,18 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     print(f"stack up overhead, median of {args.runs} runs ({os.cpu_count()} CPUs)")
-    heads = ("services", "up wall", "own ready", "(in stack)", "overhead", "per svc", "RSS", "USS")
-    widths = (8, 9, 10, 10, 9, 8, 8, 8)
+    heads = (
+        "services",
+        "up wall",
+        "own ready",
+        "(in stack)",
+        "overhead",
+        "per svc",
+        "CPU",
+        "RSS",
+        "USS",
+    )
+    widths = (8, 9, 10, 10, 9, 8, 8, 8, 8)
     print(" ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
     results = {}
     for n in sizes:
@@ -136,12 +153,14 @@ def main() -> None:
             f"{n:>8} {med['wall'] * 1000:>7.0f}ms {med['own'] * 1000:>8.0f}ms "
             f"{med['sup_own'] * 1000:>8.0f}ms "
             f"{med['overhead'] * 1000:>7.0f}ms {med['overhead'] * 1000 / n:>6.1f}ms "
+            f"{med['cpu'] * 1000:>6.0f}ms "
             f"{med['rss'] / 2**20:>6.1f}MB {med['uss'] / 2**20:>6.1f}MB"
         )
     if len(sizes) >= 2:
         a, b = sizes[0], sizes[-1]
         growth = (results[b]["overhead"] - results[a]["overhead"]) / (b - a)
         print(f"marginal overhead per added service: {growth * 1000:.1f} ms")
+    print("CPU: user+system time of `stack up` and the supervisor (less sensitive to load);")
     print("RSS: the supervisor's resident set (it is forked from `stack up`, so much is shared);")
     print("USS: the memory only the supervisor holds.")
 
