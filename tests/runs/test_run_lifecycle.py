@@ -7,6 +7,7 @@ parallel calls), parameters reaching the upstream, and run/step reads; SQLite an
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -50,6 +51,7 @@ SCRIPT = [
     {"match": "params", "text": '{"ok": true}'},
     {"match": "toolong", "text": "cut off", "chunks": 2, "finish_reason": "length"},
     {"match": "reads", "text": "ok"},
+    {"match": "racing", "text": "Only one.", "first_token_delay": 0.5},
     {"match": "andpoll", "text": "Polled.", "chunks": 2},
     {"match": "andstream", "text": "Streamed.", "chunks": 2},
 ]
@@ -437,3 +439,21 @@ def test_thread_and_run_helpers(client: openai.OpenAI, assistant: Any) -> None:
         stream.until_done()
     assert handler.names[0] == "thread.created"
     assert handler.text == "Streamed."
+
+
+def test_concurrent_run_creations_on_one_thread_start_one_run(
+    client: openai.OpenAI, assistant: Any, runs_service: ServiceProcess
+) -> None:
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "racing"}])
+    url = f"{runs_service.base_url}/v1/threads/{thread.id}/runs"
+
+    def create(_: int) -> int:
+        body = {"assistant_id": assistant.id}
+        return httpx.post(url, json=body, headers=auth(runs_service), timeout=30).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(create, range(8)))
+    assert codes == [200] + [400] * 7
+    (run,) = client.beta.threads.runs.list(thread.id).data
+    run = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=50)
+    assert run.status == "completed"
