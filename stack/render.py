@@ -98,11 +98,9 @@ class UpRenderer:
             c.print(f"[bold]•[/] {escape(msg['text'])}")
         elif t == "state":
             state, reason = msg["state"], msg.get("reason") or ""
-            # stopping is the way down, not news; failed is said once, in the report
-            if (
-                state in ("pending", "stopped", "stopping")
-                or self._shown.get(msg["service"]) == state
-            ):
+            # stopping is the way down, not news; a failure is said once, in the report
+            quiet = ("pending", "stopped", "stopping", "failed")
+            if state in quiet or self._shown.get(msg["service"]) == state:
                 return
             self._shown[msg["service"]] = state
             mark = MARKS.get(state, "[cyan]…[/]")
