@@ -27,6 +27,11 @@ from sqlalchemy.util.concurrency import await_, in_greenlet
 
 from .config import PROJECT_ROOT, ConfigError
 
+try:  # optional: an accelerator, not a requirement
+    from orjson import loads as _parse_json
+except ImportError:  # pragma: no cover - depends on the environment
+    from json import loads as _parse_json
+
 __all__ = ["Database", "MigrationState", "alembic_config", "head_revision"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -80,8 +85,13 @@ class Database:
             async_url = url.set(drivername="sqlite+inline")
         else:
             async_url = url.set(drivername="postgresql+psycopg")
+        options: dict[str, Any] = {"json_deserializer": _json_loads} if self.is_sqlite else {}
         self.engine: AsyncEngine = create_async_engine(
-            async_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=not self.is_sqlite
+            async_url,
+            pool_size=pool_size,
+            max_overflow=10,
+            pool_pre_ping=not self.is_sqlite,
+            **options,
         )
         if self.is_sqlite:
             _tune_sqlite(self.engine)
@@ -135,6 +145,19 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _json_loads(text: str) -> Any:
+    """JSON columns as SQLite hands them back, decoded: a page of 20 messages decodes 80
+    of them. The empty values most rows carry skip the parser (fresh objects each time:
+    callers may mutate them), and orjson, where installed, parses the rest 4x faster."""
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
+    if text == "null":
+        return None
+    return _parse_json(text)
 
 
 class InlineSQLiteDialect(SQLiteDialect_pysqlite):
