@@ -71,12 +71,11 @@ async def choose_variants(
                 installed(when.installed) if when.installed else bool(env.get(when.env or ""))
             )
             if running or holds:
-                how = "already running, adopted" if running else "selected"
-                note = f"{name}: {var.name} ({how})"
-                if missed:
-                    note += "; " + "; ".join(missed)
+                note = f"{name}: {var.name}" + (" (already running, adopted)" if running else "")
                 if var.note:
                     note += f" - {var.note}"
+                if missed:
+                    note += f" [not used: {'; '.join(missed)}]"
                 services[name] = var
                 choices[name] = Choice(var.name or "", note)
                 break
@@ -87,7 +86,7 @@ async def choose_variants(
                 if when.installed
                 else f"{when.env} is not set"
             )
-            missed.append(f"{var.name} not used: {why}{where}")
+            missed.append(f"{var.name}, {why}{where}")
         else:
             raise InterpolationError(f"{name}: no variant fits ({'; '.join(missed)})")
     return services, choices

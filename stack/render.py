@@ -95,7 +95,7 @@ class UpRenderer:
         t = msg.get("t")
         c = self.console
         if t == "note":
-            c.print(f"[bold]•[/] {escape(msg['text'])}")
+            c.print(f"[bold]•[/] {escape(msg['text'])}", soft_wrap=True)
         elif t == "state":
             state, reason = msg["state"], msg.get("reason") or ""
             # stopping is the way down, not news; a failure is said once, in the report
@@ -105,7 +105,7 @@ class UpRenderer:
             self._shown[msg["service"]] = state
             mark = MARKS.get(state, "[cyan]…[/]")
             extra = f" - {escape(reason)}" if reason and state not in ("healthy", "running") else ""
-            c.print(f"{mark} {msg['service']}: {state}{extra}")
+            c.print(f"{mark} {msg['service']}: {state}{extra}", soft_wrap=True)
         elif t == "progress":
             self._progress(msg)
         elif t == "stopped":

@@ -135,7 +135,8 @@ def test_repo_stack_with_the_embedded_runtime(harness: StackHarness, tmp_path: P
     if out.returncode != 0 and "bundled model" in out.stdout:
         pytest.skip("the embedded model is not available offline: " + out.stdout[-300:])
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Ollama is not available" in out.stdout and "embedded" in out.stdout
+    assert "runtime: embedded - the embedded llama.cpp runtime" in out.stdout
+    assert "Ollama is not available" in out.stdout
     reply, names = scenario(harness)
     assert reply.strip()
     assert set(names) >= TRADING_DESK

@@ -126,7 +126,8 @@ async def test_plan_chooses_embedded_when_ollama_is_absent(tmp_path: Path) -> No
     try:
         assert plan.choices["runtime"].variant == "embedded"
         note = plan.choices["runtime"].note
-        assert "ollama not used: `ollama` is not installed and nothing answers" in note
+        assert note.startswith("runtime: embedded - a small CPU model")
+        assert "[not used: ollama, `ollama` is not installed and nothing answers on" in note
         assert "a small CPU model" in note
         api = plan.services["api"]
         assert plan.ports["api"].moved and api.port != aport
