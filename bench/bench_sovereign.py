@@ -235,7 +235,8 @@ def main() -> None:
         targets = {"direct": upstream.base_url, "sovereign": sovereign.base_url}
         if litellm:
             targets["litellm"] = litellm
-        print(f"cpus={os.cpu_count()}  python={sys.version.split()[0]}  targets={list(targets)}")
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"cpus={os.cpu_count()}  load={load}  python={sys.version.split()[0]}")
 
         # Each proxy is timed against direct calls interleaved with its own, so both see
         # the same machine load; LiteLLM's after-response work stays out of sovereign's.
@@ -267,6 +268,8 @@ def main() -> None:
                 concurrent(url, args.streams, args.concurrent_tokens)
             )
             print(f"{name:<10} {done:>5}/{args.streams:<3} {wall:8.2f} {rate:22.1f}  {failure}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nload average at the end: {load} (the machine is shared; figures move with it)")
 
 
 if __name__ == "__main__":
