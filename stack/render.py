@@ -129,7 +129,7 @@ class UpRenderer:
         self._last_pct[key] = pct
         bar = "" if pct < 0 else f" [{'#' * (pct // 5)}{'.' * (20 - pct // 5)}] {pct}%"
         c = self.console
-        c.print(f"[cyan]↓[/] {msg['service']}: {escape(msg['status'])}{bar}")
+        c.print(f"[cyan]↓[/] {msg['service']}: {escape(msg['status'])}{escape(bar)}")
 
     def failure(self, msg: dict[str, Any]) -> None:
         c = self.console

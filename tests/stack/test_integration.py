@@ -381,3 +381,83 @@ services:
     out = up.communicate(timeout=20)[0]
     assert up.returncode == 1 and "stopped before every service was up" in out
     harness.assert_nothing_left()
+
+
+RUNTIME = """
+services:
+  runtime:
+    variants:
+      - name: ollama
+        when: {{installed: ollama}}
+        adopt: true
+        command: ollama serve
+        port: {port}
+        env: {{OLLAMA_HOST: "${{self.host}}:${{self.port}}"}}
+        probe: {{http: /api/tags, {fast}}}
+        post_healthy:
+          - ollama_pull: {{host: "${{self.host}}:${{self.port}}", model: "qwen2.5-coder:7b"}}
+      - name: embedded
+        command: {{py}} {{svc}} --port ${{self.port}}
+        port: {port}
+        probe: {{http: /health, {fast}}}
+"""
+
+
+def test_ollama_is_started_when_installed_and_the_model_pulled(
+    harness: StackHarness, tmp_path: Path
+) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "ollama"
+    fake.write_text(
+        f'#!/bin/sh\nexec {sys.executable} {Path(__file__).parent / "fake_ollama.py"} "$@"\n'
+    )
+    fake.chmod(0o755)
+    harness.write(RUNTIME.format(port=free_port(), fast=FAST))
+    without = harness.cli("up")  # no ollama on PATH: the fallback, said plainly
+    assert without.returncode == 0, without.stdout
+    assert "runtime: embedded [not used: ollama, `ollama` is not installed" in without.stdout
+    assert harness.cli("down").returncode == 0
+
+    harness.env["PATH"] = f"{bindir}:{harness.env['PATH']}"
+    out = harness.cli("up")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "• runtime: ollama" in out.stdout
+    assert "runtime: pulling abc123 [##########..........] 50%" in out.stdout
+    assert "runtime: pulling abc123 [####################] 100%" in out.stdout
+    st = harness.status()["services"]["runtime"]
+    assert st["variant"] == "ollama" and st["state"] == "healthy" and st["pid"]
+    assert "pulled qwen2.5-coder:7b" in harness.cli("logs", "runtime").stdout
+    assert harness.cli("down").returncode == 0
+    harness.assert_nothing_left()
+
+
+def test_a_running_ollama_is_adopted(harness: StackHarness) -> None:
+    port = free_port()
+    outside = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "fake_ollama.py"), "serve"],
+        env={**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}"},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        harness.wait_for(lambda: _connects(port), what="the outside ollama")
+        harness.write(RUNTIME.format(port=port, fast=FAST))
+        out = harness.cli("up")  # not installed here, but answering: adopted
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "runtime: ollama (already running, adopted)" in out.stdout
+        st = harness.status()["services"]["runtime"]
+        assert st["adopted"] and st["pid"] is None and st["port"] == port
+        assert harness.cli("down").returncode == 0
+        assert outside.poll() is None
+    finally:
+        outside.kill()
+        outside.wait()
+    harness.assert_nothing_left()
+
+
+def _connects(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
