@@ -1,6 +1,7 @@
 """Fixtures for the runs suites: a scripted upstream process and the service pointed at it.
 
-A test module sets ``SCRIPT`` (the fake upstream's script) and may set ``SERVICE_ENV``.
+A test module sets ``SCRIPT`` (the fake upstream's script) and may set ``SERVICE_ENV``
+(``FAST_FAILURE_ENV`` for short upstream timeouts).
 Each response in a script is picked by a ``match`` substring of the last user message, so
 tests stay independent by using distinct words.
 """
@@ -17,13 +18,20 @@ from tests.fakes.openai_upstream import run_openai_upstream
 from tests.fakes.process import FakeUpstream
 from tests.support.processes import ServiceProcess, run_assistants
 
+# Limits for tests that expect runs to succeed: generous, so a busy machine cannot fail them.
+BASE_ENV = {
+    "UPSTREAM_CONNECT_TIMEOUT": "5",
+    "UPSTREAM_FIRST_TOKEN_TIMEOUT": "20",
+    "UPSTREAM_IDLE_TIMEOUT": "20",
+    "RUN_LEASE_SECONDS": "3",
+    "RUN_POLL_SECONDS": "0.2",
+}
 # Short limits so failure tests take seconds: a stall of 2 s is already "too slow".
 FAST_FAILURE_ENV = {
+    **BASE_ENV,
     "UPSTREAM_CONNECT_TIMEOUT": "2",
     "UPSTREAM_FIRST_TOKEN_TIMEOUT": "1.5",
     "UPSTREAM_IDLE_TIMEOUT": "1",
-    "RUN_LEASE_SECONDS": "3",
-    "RUN_POLL_SECONDS": "0.2",
 }
 
 
@@ -43,7 +51,7 @@ def runs_service(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServiceProcess]:
     env = {
-        **FAST_FAILURE_ENV,
+        **BASE_ENV,
         "SOVEREIGN_PLAYGROUND_URL": upstream.url,
         **getattr(request.module, "SERVICE_ENV", {}),
     }

@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes.openai_upstream import run_openai_upstream
 from tests.fakes.process import FakeUpstream
-from tests.runs.conftest import FAST_FAILURE_ENV, WEATHER_TOOL
+from tests.runs.conftest import BASE_ENV, WEATHER_TOOL
 from tests.support.processes import ServiceProcess, migrate, start_assistants
 
 SLOW = {"chunks": 40, "tokens_per_s": 8}
@@ -27,7 +27,7 @@ SCRIPT = [
     {"match": "doomed", "text": "z " * 40, **SLOW},
     {"match": "waiting", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Bern"}}]},
 ]
-LEASE_ENV = {**FAST_FAILURE_ENV, "RUN_LEASE_SECONDS": "1.5", "UPSTREAM_IDLE_TIMEOUT": "5"}
+LEASE_ENV = BASE_ENV
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,12 @@ import openai
 import pytest
 
 from tests.fakes.process import FakeUpstream
-from tests.runs.conftest import WEATHER_TOOL
+from tests.runs.conftest import FAST_FAILURE_ENV, WEATHER_TOOL
 from tests.runs.sse import read_events
 from tests.support.databases import sqlite_url
 from tests.support.processes import ServiceProcess, free_port, start_assistants
 
+SERVICE_ENV = FAST_FAILURE_ENV
 SCRIPT = [
     {"match": "err500", "status": 500},
     {"match": "err429", "status": 429, "error": {"message": "slow down", "type": "rate"}},

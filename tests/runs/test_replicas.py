@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from tests.fakes.openai_upstream import run_openai_upstream
-from tests.runs.conftest import FAST_FAILURE_ENV
+from tests.runs.conftest import BASE_ENV
 from tests.support.databases import fresh_postgres, postgres_admin_url
 from tests.support.processes import ServiceProcess, migrate, start_assistants
 
@@ -37,7 +37,7 @@ def replicas(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     with run_openai_upstream(script) as upstream:
         migrate(database_url)
         env = {
-            **FAST_FAILURE_ENV,
+            **BASE_ENV,
             "SOVEREIGN_PLAYGROUND_URL": upstream.url,
             # Small batches, so neither replica can take all the work at once.
             "MAX_CONCURRENT_RUNS": "8",
