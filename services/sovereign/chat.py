@@ -1,6 +1,6 @@
 """Chat completions through a backend: the streamed and the non-streamed path.
 
-A stream is primed (its first event awaited) before the response starts, so an upstream
+A stream's first event is awaited (briefly) before the response starts, so an upstream
 that fails before answering gets a real HTTP status; after that, failures become an
 OpenAI-shaped error event in the stream, never a silent end.
 """
@@ -23,6 +23,8 @@ from services.sovereign.routing import Route
 __all__ = ["TimedEvents", "complete_chat", "stream_chat"]
 
 log = logging.getLogger("sovereign")
+
+HEARTBEAT = b": waiting for the first token\n\n"  # an SSE comment: clients skip it
 
 
 class TimedEvents:
@@ -64,16 +66,59 @@ async def complete_chat(route: Route, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def stream_chat(route: Route, body: dict[str, Any]) -> AsyncGenerator[bytes, None]:
-    """Prime the upstream stream, then return the generator of SSE frames for the client."""
+    """Start the upstream stream and return the generator of SSE frames for the client.
+
+    The first event is awaited for up to `hold_headers` seconds before the response
+    starts; a slower first token (a cold model loading) gets a started stream with
+    heartbeat comments instead, so clients with read timeouts keep waiting.
+    """
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     normaliser = StreamNormaliser(route.model, include_usage)
     events = TimedEvents(route.backend, route.backend.stream(body, route.model))
+    first = asyncio.ensure_future(events.next())
     try:
-        first = await events.next()
+        await asyncio.wait((first,), timeout=route.backend.timeouts.hold_headers)
+        if first.done():
+            return _frames(normaliser, events, first.result())
     except BaseException:
-        await events.aclose()
+        await _abandon(first, events)
         raise
-    return _frames(normaliser, events, first)
+    return _frames_after_heartbeats(normaliser, events, first)
+
+
+async def _abandon(first: asyncio.Future[Any], events: TimedEvents) -> None:
+    with anyio.CancelScope(shield=True):
+        first.cancel()
+        await asyncio.wait((first,))  # the generator must stop running before it is closed
+        if not first.cancelled():
+            first.exception()  # retrieved: it was reported (or is moot) already
+        await events.aclose()
+
+
+async def _frames_after_heartbeats(
+    normaliser: StreamNormaliser, events: TimedEvents, first: asyncio.Future[list[Event] | None]
+) -> AsyncGenerator[bytes, None]:
+    interval = events.backend.timeouts.heartbeat
+    try:
+        while not first.done():
+            await asyncio.wait((first,), timeout=interval)
+            if not first.done():
+                yield HEARTBEAT
+        batch = first.result()
+    except SovereignError as exc:
+        log.warning("stream %s ended in an error event: %s", normaliser.id, exc)
+        yield error_frame(exc)
+        await events.aclose()
+        return
+    except BaseException:
+        await _abandon(first, events)
+        raise
+    frames = _frames(normaliser, events, batch)
+    try:
+        async for frame in frames:
+            yield frame
+    finally:
+        await frames.aclose()
 
 
 async def _frames(

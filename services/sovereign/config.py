@@ -30,6 +30,10 @@ class Timeouts(BaseModel):
     first_token: PositiveFloat = 300.0
     idle: PositiveFloat = 60.0
     response: PositiveFloat = 900.0
+    # A stream's headers wait this long for the first token, so early failures get a real
+    # HTTP status; after that the stream starts and SSE comments keep it alive until then.
+    hold_headers: PositiveFloat = 5.0
+    heartbeat: PositiveFloat = 10.0
 
 
 class PartialTimeouts(BaseModel):
@@ -39,6 +43,8 @@ class PartialTimeouts(BaseModel):
     first_token: PositiveFloat | None = None
     idle: PositiveFloat | None = None
     response: PositiveFloat | None = None
+    hold_headers: PositiveFloat | None = None
+    heartbeat: PositiveFloat | None = None
 
 
 class BackendConfig(BaseModel):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from tests.fakes.ollama_upstream import run_ollama_upstream
@@ -41,6 +42,14 @@ SCRIPT = {
         },
         {"match": "[malformed]", "text": "abcd", "chunks": 4, "malformed_after": 1, "repeat": True},
         {"match": "[slow-answer]", "text": "late", "delay": 5, "repeat": True},
+        {"match": "[slowish]", "text": "worth the wait", "first_token_delay": 1.0, "repeat": True},
+        {
+            "match": "[fails-late]",
+            "stall": {"after_chunks": 0, "seconds": 1.0},
+            "error_after": 0,
+            "error": {"message": "out of memory while loading the model"},
+            "repeat": True,
+        },
         {"match": "[slow-first]", "text": "late", "first_token_delay": 3, "repeat": True},
     ],
 }
@@ -54,7 +63,7 @@ def stack() -> Iterator[tuple[Any, Sovereign]]:
                 "ollama": {"type": "ollama", "url": up.url, "keep_alive": "10m", "num_ctx": 8192}
             },
             "aliases": {"gpt-4o": MODEL},
-            "timeouts": {"first_token": 5, "idle": 2},
+            "timeouts": {"first_token": 5, "idle": 2, "hold_headers": 0.3, "heartbeat": 0.2},
         }
         with run_sovereign(config=config) as sovereign:
             yield up, sovereign
@@ -246,7 +255,7 @@ def test_client_leaving_before_the_first_token_cancels_upstream(
     marker = f"{case} leave-{streamed}"
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
-            sovereign.base_url + "/chat/completions", json=chat(marker, streamed), timeout=0.3
+            sovereign.base_url + "/chat/completions", json=chat(marker, streamed), timeout=0.1
         )
 
     def cut_off(requests: list[dict[str, Any]]) -> bool:
@@ -255,3 +264,49 @@ def test_client_leaving_before_the_first_token_cancels_upstream(
 
     # "cancelled" is only recorded when the upstream was cut off before it answered.
     assert cut_off(up.wait_for(cut_off, timeout=2.5))
+
+
+def test_slow_first_token_gets_heartbeats_then_the_answer(client: httpx.Client) -> None:
+    response = client.post("/chat/completions", json=chat("[slowish]", True))
+    assert response.status_code == 200
+    assert response.text.startswith(": waiting for the first token\n\n")
+    items = sse_data(response.text)
+    text = "".join(
+        i["choices"][0]["delta"].get("content") or "" for i in items[:-1] if i["choices"]
+    )
+    assert text == "worth the wait" and items[-1] == "[DONE]"
+
+
+def test_sdk_skips_heartbeats(stack: tuple[Any, Sovereign]) -> None:
+    sdk = openai.OpenAI(base_url=stack[1].base_url, api_key="unused", timeout=20, max_retries=0)
+    stream = sdk.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "[slowish]"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
+        "worth the wait"
+    )
+
+
+def test_failure_after_the_stream_started_is_an_error_event(client: httpx.Client) -> None:
+    response = client.post("/chat/completions", json=chat("[fails-late]", True))
+    assert response.status_code == 200  # the headers had gone; the error is in the stream
+    items = sse_data(response.text)
+    assert "out of memory while loading" in items[-1]["error"]["message"]
+    assert "[DONE]" not in items
+
+
+def test_client_leaving_during_heartbeats_cancels_upstream(stack: tuple[Any, Sovereign]) -> None:
+    up, sovereign = stack
+    body = chat("[slow-first] leave-during-heartbeats", True)
+    with (
+        httpx.Client(timeout=10) as c,
+        c.stream("POST", sovereign.base_url + "/chat/completions", json=body) as response,
+    ):
+        first_line = next(response.iter_lines())
+        assert first_line.startswith(": waiting")
+
+    def cut_off(requests: list[dict[str, Any]]) -> bool:
+        mine = [r for r in requests if "leave-during-heartbeats" in json.dumps(r["body"])]
+        return bool(mine) and mine[-1].get("cancelled") is True
+
+    assert cut_off(up.wait_for(cut_off, timeout=2.5))  # the answer was 3 s away
