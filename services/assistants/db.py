@@ -100,6 +100,7 @@ class Database:
         # rather than in SQLite's busy handler, which sleeps and retries (long, unfair
         # tails) and, with the inline driver, would hold up the event loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_owner: asyncio.Task[Any] | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -129,7 +130,21 @@ class Database:
                 raise
 
     def _writer(self) -> AbstractAsyncContextManager[object]:
-        return self._write_lock if self._write_lock is not None else nullcontext()
+        return self._sqlite_writer() if self._write_lock is not None else nullcontext()
+
+    @asynccontextmanager
+    async def _sqlite_writer(self) -> AsyncIterator[None]:
+        assert self._write_lock is not None
+        task = asyncio.current_task()
+        if task is not None and self._write_owner is task:
+            # Waiting on our own lock would hang for ever; fail where the mistake is.
+            raise RuntimeError("a write session is already open in this task")
+        async with self._write_lock:
+            self._write_owner = task
+            try:
+                yield
+            finally:
+                self._write_owner = None
 
     async def ping(self) -> float:
         """Round-trip a trivial query; returns the latency in milliseconds."""
