@@ -92,7 +92,15 @@ def test_kill_mid_run_then_restart_recovers_every_run(
     retried = sdk.beta.threads.runs.create(thread_id=first.id, assistant_id=assistant.id)
     second = sdk.beta.threads.create(messages=[{"role": "user", "content": "doomed run"}])
     doomed = sdk.beta.threads.runs.create(thread_id=second.id, assistant_id=assistant.id)
-    wait_until(lambda: writing(sdk, first.id) and writing(sdk, second.id))
+    # Both runs are mid-answer: the upstream was asked and the reply message exists.
+    wait_until(
+        lambda: (
+            requests_for(crash_upstream, "retried") == 1
+            and requests_for(crash_upstream, "doomed") == 1
+            and writing(sdk, first.id)
+            and writing(sdk, second.id)
+        )
+    )
     service.kill()
 
     # Second life: both leases lapse; both runs are executed again.

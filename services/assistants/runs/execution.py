@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
 from ..domain.messages import message_object, text_content
 from ..domain.runs import TERMINAL_STATUSES, mark_cancelled, step_object
 from ..tables import Message, Run, RunStep
 from . import claims
-from .events import EventBus
+from .events import Event, EventBus
 from .objects import add_usage, message_rows, new_step, public_run
 from .prompt import PromptTooLong, build_request, run_history, thread_history
 from .toolcalls import ToolCalls
@@ -264,37 +265,45 @@ class RunExecution:
             session.add_all(rows)
 
     async def _close_message(self, status: str, reason: str | None = None) -> None:
+        async with self.db.write() as session:
+            events = await self._close_message_in(session, status, reason)
+        for name, data in events:
+            self.emit(name, data)
+
+    async def _close_message_in(
+        self, session: AsyncSession, status: str, reason: str | None = None
+    ) -> list[Event]:
         """Write the message's text (and its step) once, at the end of the message."""
         turn = self.turn
-        message, step = turn.message, turn.message_step
-        assert message is not None and step is not None
+        assert turn.message is not None and turn.message_step is not None
+        message = await session.merge(turn.message)
+        step = await session.merge(turn.message_step)
         stamp = now()
-        async with self.db.write() as session:
-            message = await session.merge(message)
-            step = await session.merge(step)
-            text = "".join(turn.text)
-            message.content = [text_content(text)] if text else []
-            message.status = status
-            if status == "completed":
-                message.completed_at = stamp
-            else:
-                message.incomplete_at = stamp
-                message.incomplete_details = {"reason": reason}
-            step.status = {"run_cancelled": "cancelled", "run_failed": "failed"}.get(
-                reason or "", "completed"
-            )
-            if step.status == "completed":
-                step.completed_at = stamp
-                step.usage = _usage(turn.usage) if not turn.calls else None
-            elif step.status == "cancelled":
-                step.cancelled_at = stamp
-            else:
-                step.failed_at = stamp
-                code, text = self.error or ("server_error", "The run failed.")
-                step.last_error = {"code": code, "message": text}
+        text = "".join(turn.text)
+        message.content = [text_content(text)] if text else []
+        message.status = status
+        if status == "completed":
+            message.completed_at = stamp
+        else:
+            message.incomplete_at = stamp
+            message.incomplete_details = {"reason": reason}
+        step.status = {"run_cancelled": "cancelled", "run_failed": "failed"}.get(
+            reason or "", "completed"
+        )
+        if step.status == "completed":
+            step.completed_at = stamp
+            step.usage = _usage(turn.usage) if not turn.calls else None
+        elif step.status == "cancelled":
+            step.cancelled_at = stamp
+        else:
+            step.failed_at = stamp
+            code, error = self.error or ("server_error", "The run failed.")
+            step.last_error = {"code": code, "message": error}
         turn.message, turn.message_step = message, step
-        self.emit(f"thread.message.{status}", message_object(message))
-        self.emit(f"thread.run.step.{step.status}", step_object(step))
+        return [
+            (f"thread.message.{status}", message_object(message)),
+            (f"thread.run.step.{step.status}", step_object(step)),
+        ]
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -303,18 +312,8 @@ class RunExecution:
     ) -> None:
         turn = self.turn
         self.error = error
-        if turn.message is not None and turn.message.status == "in_progress":
-            if outcome == "completed":
-                await self._close_message("completed")
-            else:
-                why = {
-                    "incomplete": "max_tokens",
-                    "cancelled": "run_cancelled",
-                    "failed": "run_failed",
-                }
-                await self._close_message("incomplete", why.get(outcome, "run_failed"))
         stamp = now()
-        events: list[tuple[str, Any]] = []
+        events: list[Event] = []
         async with self.db.write() as session:
             run = await session.scalar(select(Run).where(Run.id == self.run_id).with_for_update())
             if (
@@ -330,6 +329,15 @@ class RunExecution:
                 return
             if run.status == "cancelling" and outcome in ("completed", "requires_action"):
                 outcome = "cancelled"
+            # The reply ends in the same transaction as the run: one write per run's end.
+            if turn.message is not None and turn.message.status == "in_progress":
+                if outcome == "completed":
+                    events += await self._close_message_in(session, "completed")
+                else:
+                    why = {"incomplete": "max_tokens", "cancelled": "run_cancelled"}
+                    events += await self._close_message_in(
+                        session, "incomplete", why.get(outcome, "run_failed")
+                    )
             if turn.placeholder is not None:
                 # The model wrote no text this turn: the prepared message never existed.
                 for row in turn.placeholder:
