@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from pydantic import AliasChoices, ValidationError
+from pydantic import ValidationError
 
 from services.sovereign.app import create_app
 from services.sovereign.config import ConfigError
@@ -49,7 +49,8 @@ def _first_error(exc: ValidationError) -> str:
     info = Settings.model_fields.get(field)
     alias = getattr(info, "validation_alias", None) if info else None
     # Name the environment variable the user set, not the Python field.
-    name = alias.choices[-1] if isinstance(alias, AliasChoices) else field
+    name = alias if isinstance(alias, str) else f"{Settings.model_config['env_prefix']}{field}"
+    name = name.upper()
     return f"{name}: {err['msg']} (got {err.get('input')!r})"
 
 

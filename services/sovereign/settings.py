@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "ollama_url"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+    # Only the SOVEREIGN_* names (and Ollama's own OLLAMA_HOST) are read from the
+    # environment: generic names such as API_KEY or PORT belong to other services.
+    model_config = SettingsConfigDict(
+        env_prefix="SOVEREIGN_", populate_by_name=True, extra="ignore"
+    )
 
-    host: str = Field("127.0.0.1", validation_alias=AliasChoices("host", "SOVEREIGN_HOST"))
-    port: int = Field(8080, validation_alias=AliasChoices("port", "SOVEREIGN_PORT"))
-    ollama_host: str = Field(
-        "127.0.0.1:11434", validation_alias=AliasChoices("ollama_host", "OLLAMA_HOST")
-    )
-    api_key: str | None = Field(None, validation_alias=AliasChoices("api_key", "SOVEREIGN_API_KEY"))
-    backend_url: str | None = Field(
-        None, validation_alias=AliasChoices("backend_url", "SOVEREIGN_BACKEND_URL")
-    )
-    config_path: str | None = Field(
-        None, validation_alias=AliasChoices("config_path", "SOVEREIGN_CONFIG")
-    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ollama_host: str = Field("127.0.0.1:11434", validation_alias="OLLAMA_HOST")
+    api_key: str | None = None
+    backend_url: str | None = None
+    config_path: str | None = Field(None, validation_alias="SOVEREIGN_CONFIG")
 
 
 def ollama_url(ollama_host: str) -> str:

@@ -247,3 +247,20 @@ def test_serves_on_host_and_port_from_the_environment() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_settings_read_only_their_own_environment_names(monkeypatch) -> None:
+    # The assistants service's API_KEY (and generic HOST/PORT) must not leak into sovereign.
+    monkeypatch.setenv("API_KEY", "assistants-key")
+    monkeypatch.setenv("HOST", "10.0.0.1")
+    monkeypatch.setenv("PORT", "1")
+    settings = Settings()
+    assert (settings.api_key, settings.host, settings.port) == (None, "127.0.0.1", 8080)
+    monkeypatch.setenv("SOVEREIGN_API_KEY", "proxy-key")
+    monkeypatch.setenv("SOVEREIGN_PORT", "9090")
+    monkeypatch.setenv("SOVEREIGN_BACKEND_URL", "http://127.0.0.1:8081/v1")
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:11500")
+    settings = Settings()
+    assert (settings.api_key, settings.port) == ("proxy-key", 9090)
+    assert settings.backend_url == "http://127.0.0.1:8081/v1"
+    assert settings.ollama_host == "127.0.0.1:11500"
