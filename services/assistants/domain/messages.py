@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
@@ -85,6 +86,11 @@ async def ensure_can_add_message(session: AsyncSession, thread_id: str) -> None:
         raise InvalidRequest(f"Can't add messages to {thread_id} while a run {row[1]} is active.")
 
 
+_INSERT_MESSAGE = insert(Message.__table__)
+# Attribute name -> column name (the attribute ``metadata_`` is the column ``metadata``).
+_COLUMN_OF = {prop.key: prop.columns[0].name for prop in sa_inspect(Message).column_attrs}
+
+
 async def add_message(
     session: AsyncSession,
     thread_id: str,
@@ -93,28 +99,35 @@ async def add_message(
     run_id: str | None = None,
     assistant_id: str | None = None,
 ) -> Message:
-    """Insert a completed message; callers check the thread exists and no run is active."""
+    """Insert a completed message; callers check the thread exists and no run is active.
+
+    One Core INSERT rather than the unit of work, which costs more than the insert on this,
+    the busiest write path. The returned row is therefore not in the session: a snapshot
+    to shape responses from; to change the message, load it.
+    """
     created = now()
-    row = Message(
-        id=new_id("msg_"),
-        thread_id=thread_id,
-        created_at=created,
-        role=body.role,
-        content=stored_content(body.content),
-        status="completed",
-        completed_at=created,
-        assistant_id=assistant_id,
-        run_id=run_id,
-        attachments=(
+    values: dict[str, Any] = {
+        "id": new_id("msg_"),
+        "thread_id": thread_id,
+        "created_at": created,
+        "role": body.role,
+        "content": stored_content(body.content),
+        "status": "completed",
+        "completed_at": created,
+        "incomplete_at": None,
+        "incomplete_details": None,
+        "assistant_id": assistant_id,
+        "run_id": run_id,
+        "attachments": (
             [a.model_dump(mode="json", exclude_none=True) for a in body.attachments]
             if body.attachments
             else []
         ),
-        metadata_=body.metadata or {},
-    )
-    session.add(row)
-    await session.flush()
-    return row
+        "metadata_": body.metadata or {},
+    }
+    await session.flush()  # rows still pending in the session (its thread) go in first
+    await session.execute(_INSERT_MESSAGE, {_COLUMN_OF[key]: v for key, v in values.items()})
+    return Message(**values)
 
 
 async def get_message(session: AsyncSession, thread_id: str, message_id: str) -> Message:
