@@ -67,7 +67,15 @@ def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.1)
 
 
+def _remove_stale_test_folders() -> None:
+    # A run killed mid-test cannot clean up after itself; an hour-old folder is nobody's.
+    for stale in PROJECT_ROOT.glob(".test-data-*"):
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def test_relative_sqlite_path_resolves_against_the_project(tmp_path: Path) -> None:
+    _remove_stale_test_folders()
     folder = f".test-data-{uuid.uuid4().hex[:8]}"
     relative = f"sqlite:///{folder}/nested/assistants.db"
     port = free_port()
