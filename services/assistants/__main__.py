@@ -7,9 +7,9 @@ import gc
 import logging
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
+from ..serving import serve
 from .app import create_app
 from .config import ConfigError, Settings
 
@@ -46,14 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     # to ~30 ms.
     gc.collect()
     gc.freeze()
-    bind = (
-        {"fd": args.fd}
-        if args.fd is not None
-        else {"host": settings.api_host, "port": settings.api_port}
-    )
-    uvicorn.run(
+    serve(
         app,
-        **bind,
+        host=settings.api_host,
+        port=settings.api_port,
+        fd=args.fd,
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
         timeout_graceful_shutdown=10,

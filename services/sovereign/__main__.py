@@ -8,9 +8,9 @@ import sys
 
 from pydantic import ValidationError
 
+from services.serving import serve
 from services.sovereign.app import create_app
 from services.sovereign.config import ConfigError
-from services.sovereign.serving import serve
 from services.sovereign.settings import Settings
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from services.sovereign.serving import serve
+from services.serving import serve
 
 __all__ = ["FakeUpstream", "bind_free_socket", "run_fake", "serve_app_main"]
 

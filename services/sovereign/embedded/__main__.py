@@ -6,8 +6,8 @@ import argparse
 import importlib.util
 import sys
 
+from services.serving import serve
 from services.sovereign.embedded.model_file import ModelFileError, bundled_model_path
-from services.sovereign.serving import serve
 
 
 def main(argv: list[str] | None = None) -> int:
