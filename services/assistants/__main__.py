@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(
             level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        if settings.log_level != "DEBUG":
+            # httpx logs every upstream request at INFO: one line per run is noise in the log.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         app = create_app(settings)
     except (ConfigError, ValidationError) as exc:
         message = str(exc) if isinstance(exc, ConfigError) else _first_error(exc)
