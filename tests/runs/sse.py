@@ -28,6 +28,20 @@ def read_events(response: httpx.Response) -> list[tuple[str, Any]]:
     return events
 
 
+def stream_events(base_url: str, path: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """POST ``body`` with ``stream: true`` to ``base_url/v1/path`` and read the whole stream."""
+    with httpx.stream(
+        "POST",
+        f"{base_url}/v1/{path.lstrip('/')}",
+        headers={"Authorization": "Bearer test-key"},
+        json={**body, "stream": True},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return read_events(response)
+
+
 def collapse(names: list[str]) -> list[str]:
     """Event names with each run of identical delta events folded into one."""
     out: list[str] = []

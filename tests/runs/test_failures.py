@@ -17,7 +17,7 @@ import pytest
 
 from tests.fakes.process import FakeUpstream
 from tests.runs.conftest import FAST_FAILURE_ENV, WEATHER_TOOL
-from tests.runs.sse import read_events
+from tests.runs.sse import stream_events
 from tests.support.databases import sqlite_url
 from tests.support.processes import ServiceProcess, free_port, start_assistants
 
@@ -129,14 +129,9 @@ def test_a_failed_streamed_run_ends_with_run_failed_then_done(
     client: openai.OpenAI, assistant_id: str, runs_service: ServiceProcess
 ) -> None:
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "streamfail"}])
-    with httpx.stream(
-        "POST",
-        f"{runs_service.base_url}/v1/threads/{thread.id}/runs",
-        headers={"Authorization": "Bearer test-key"},
-        json={"assistant_id": assistant_id, "stream": True},
-        timeout=30,
-    ) as response:
-        events = read_events(response)
+    events = stream_events(
+        runs_service.base_url, f"threads/{thread.id}/runs", {"assistant_id": assistant_id}
+    )
     names = [n for n, _ in events]
     assert names == [
         "thread.run.created",

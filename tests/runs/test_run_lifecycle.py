@@ -18,7 +18,12 @@ from typing_extensions import override
 
 from tests.fakes.process import FakeUpstream
 from tests.runs.conftest import WEATHER_TOOL
-from tests.runs.sse import assert_event_shapes, collapse, read_events, reference_order
+from tests.runs.sse import (
+    assert_event_shapes,
+    collapse,
+    reference_order,
+    stream_events,
+)
 from tests.support.openapi import assert_matches
 from tests.support.processes import ServiceProcess
 
@@ -111,15 +116,9 @@ def test_stream_event_order_matches_the_reference(
     client: openai.OpenAI, assistant: Any, runs_service: ServiceProcess
 ) -> None:
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "order please"}])
-    with httpx.stream(
-        "POST",
-        f"{runs_service.base_url}/v1/threads/{thread.id}/runs",
-        headers=auth(runs_service),
-        json={"assistant_id": assistant.id, "stream": True},
-        timeout=30,
-    ) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        events = read_events(response)
+    events = stream_events(
+        runs_service.base_url, f"threads/{thread.id}/runs", {"assistant_id": assistant.id}
+    )
     names = [name for name, _ in events]
     assert collapse(names) == reference_order("/threads/{thread_id}/runs")
     assert names.count("thread.message.delta") == 8
@@ -174,18 +173,14 @@ def test_sdk_stream_helper_consumes_a_run(client: openai.OpenAI, assistant: Any)
 def test_create_thread_and_run_streams_thread_created_first(
     client: openai.OpenAI, assistant: Any, runs_service: ServiceProcess
 ) -> None:
-    with httpx.stream(
-        "POST",
-        f"{runs_service.base_url}/v1/threads/runs",
-        headers=auth(runs_service),
-        json={
+    events = stream_events(
+        runs_service.base_url,
+        "threads/runs",
+        {
             "assistant_id": assistant.id,
-            "stream": True,
             "thread": {"messages": [{"role": "user", "content": "fresh start"}]},
         },
-        timeout=30,
-    ) as response:
-        events = read_events(response)
+    )
     assert collapse([n for n, _ in events]) == reference_order("/threads/runs")
     assert_event_shapes(events)
     thread_id = events[0][1]["id"]
@@ -388,14 +383,9 @@ def test_tool_call_stream_shapes(
     client: openai.OpenAI, assistant: Any, runs_service: ServiceProcess
 ) -> None:
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "rawtools now"}])
-    with httpx.stream(
-        "POST",
-        f"{runs_service.base_url}/v1/threads/{thread.id}/runs",
-        headers=auth(runs_service),
-        json={"assistant_id": assistant.id, "stream": True},
-        timeout=30,
-    ) as response:
-        events = read_events(response)
+    events = stream_events(
+        runs_service.base_url, f"threads/{thread.id}/runs", {"assistant_id": assistant.id}
+    )
     assert_event_shapes(events)
     assert collapse([n for n, _ in events]) == [
         "thread.run.created",
