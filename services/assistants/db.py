@@ -19,6 +19,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -92,6 +93,8 @@ class Database:
         if self.is_sqlite:
             _tune_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The same pool; its connections begin with BEGIN IMMEDIATE on SQLite.
+        self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         # SQLite has one writer at a time. Writers of this process queue here, in order,
         # rather than in SQLite's busy handler, which sleeps and retries (long, unfair
         # tails) and, with the inline driver, would hold up the event loop.
@@ -124,6 +127,20 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def read_core(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for Core statements, rolled back at the end: what ``read()``
+        gives without the session's bookkeeping, for the busiest read paths."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write_core(self) -> AsyncIterator[AsyncConnection]:
+        """``write()`` for Core statements on a bare connection: the same lock, BEGIN
+        IMMEDIATE on SQLite, commit on success and rollback on error."""
+        async with self._writer(), self._write_engine.connect() as conn, conn.begin():
+            yield conn
 
     def _writer(self) -> AbstractAsyncContextManager[object]:
         return self._sqlite_writer() if self._write_lock is not None else nullcontext()

@@ -6,14 +6,14 @@ A page never uses OFFSET: the cursor's ``seq`` is looked up by id and the page i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Label, select
+from sqlalchemy import ColumnElement, Label, Select, bindparam, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from .errors import InvalidRequest
 from .tables import Keyed
@@ -29,21 +29,6 @@ class PageParams:
     before: str | None = None
 
 
-async def _cursor_seq(
-    session: AsyncSession,
-    table: type[Row],
-    cursor: str,
-    scope: Sequence[ColumnElement[bool]],
-    param: str,
-) -> int:
-    seq = await session.scalar(select(table.seq).where(table.id == cursor, *scope))
-    if seq is None:
-        raise InvalidRequest(
-            f"Invalid '{param}': no object with id '{cursor}' in this list.", param=param
-        )
-    return seq
-
-
 @cache
 def _columns(table: type[Keyed]) -> list[Label[Any]]:
     """Every mapped column, labelled with its attribute name (``metadata_``, not
@@ -52,28 +37,94 @@ def _columns(table: type[Keyed]) -> list[Label[Any]]:
     return [prop.columns[0].label(prop.key) for prop in sa_inspect(table).column_attrs]
 
 
+def _column(table: type[Keyed], attribute: str) -> ColumnElement[Any]:
+    return sa_inspect(table).column_attrs[attribute].columns[0]
+
+
+# Statements are built once per shape, from the table's columns rather than the mapped
+# attributes: a Core statement skips the ORM's compile and loading layers, and a prebuilt
+# one skips construction; values go in as bound parameters (``scope_<attribute>``).
+
+
+@cache
+def _cursor_statement(table: type[Keyed], scope: tuple[str, ...]) -> Select[Any]:
+    return select(_column(table, "seq")).where(
+        _column(table, "id") == bindparam("cursor"),
+        *(_column(table, name) == bindparam(f"scope_{name}") for name in scope),
+    )
+
+
+@cache
+def _page_statement(
+    table: type[Keyed],
+    scope: tuple[str, ...],
+    walk_ascending: bool,
+    after: bool,
+    before: bool,
+    ascending: bool,
+) -> Select[Any]:
+    seq = _column(table, "seq")
+    conditions = [_column(table, name) == bindparam(f"scope_{name}") for name in scope]
+    if after:
+        after_seq = bindparam("after_seq")
+        conditions.append(seq > after_seq if ascending else seq < after_seq)
+    if before:
+        before_seq = bindparam("before_seq")
+        conditions.append(seq < before_seq if ascending else seq > before_seq)
+    return (
+        select(*_columns(table))
+        .where(*conditions)
+        .order_by(seq.asc() if walk_ascending else seq.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+async def _cursor_seq(
+    session: AsyncSession | AsyncConnection,
+    table: type[Row],
+    cursor: str,
+    scope: Mapping[str, Any],
+    bound: dict[str, Any],
+    param: str,
+) -> int:
+    stmt = _cursor_statement(table, tuple(scope))
+    seq = await session.scalar(stmt, {**bound, "cursor": cursor})
+    if seq is None:
+        raise InvalidRequest(
+            f"Invalid '{param}': no object with id '{cursor}' in this list.", param=param
+        )
+    return seq
+
+
 async def fetch_page(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     table: type[Row],
     params: PageParams,
-    scope: Sequence[ColumnElement[bool]],
+    scope: Mapping[str, Any],
     to_object: Callable[[Any], dict[str, Any]],
 ) -> dict[str, Any]:
-    """One page of ``table`` rows within ``scope``, shaped as OpenAI's list object."""
-    conditions = list(scope)
+    """One page of ``table`` rows whose attributes equal ``scope``'s values, shaped as
+    OpenAI's list object."""
+    bound = {f"scope_{name}": value for name, value in scope.items()}
     ascending = params.order == "asc"
     if params.after:
-        seq = await _cursor_seq(session, table, params.after, scope, "after")
-        conditions.append(table.seq > seq if ascending else table.seq < seq)
+        bound["after_seq"] = await _cursor_seq(session, table, params.after, scope, bound, "after")
     if params.before:
-        seq = await _cursor_seq(session, table, params.before, scope, "before")
-        conditions.append(table.seq < seq if ascending else table.seq > seq)
+        bound["before_seq"] = await _cursor_seq(
+            session, table, params.before, scope, bound, "before"
+        )
     # With only `before`, the page is the rows nearest the cursor: walk backwards, then flip.
     backwards = bool(params.before) and not params.after
-    walk_ascending = ascending != backwards
-    order_by = table.seq.asc() if walk_ascending else table.seq.desc()
-    stmt = select(*_columns(table)).where(*conditions).order_by(order_by).limit(params.limit + 1)
-    rows = list((await session.execute(stmt)).all())
+    stmt = _page_statement(
+        table,
+        tuple(scope),
+        ascending != backwards,
+        bool(params.after),
+        bool(params.before),
+        ascending,
+    )
+    bound["limit"] = params.limit + 1
+    rows = (await session.execute(stmt, bound)).all()
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
     if backwards:

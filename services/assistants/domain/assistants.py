@@ -96,4 +96,4 @@ async def delete_assistant(session: AsyncSession, assistant_id: str) -> None:
 
 
 async def list_assistants(session: AsyncSession, params: PageParams) -> dict[str, Any]:
-    return await fetch_page(session, Assistant, params, [], assistant_object)
+    return await fetch_page(session, Assistant, params, {}, assistant_object)

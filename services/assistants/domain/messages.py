@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..clock import now
 from ..errors import InvalidRequest, not_found
@@ -66,18 +66,19 @@ async def ensure_no_active_run(session: AsyncSession, thread_id: str, what: str)
         raise InvalidRequest(f"Can't add {what} to {thread_id} while a run {run_id} is active.")
 
 
-# Built once: the create path runs it on every message, and a prebuilt statement skips
-# SQLAlchemy's per-call construction and cache-key work.
+# Built once, from the tables' columns: the create path runs it on every message; a
+# prebuilt Core statement skips construction and the ORM's compile and loading layers.
+_threads, _runs = Thread.__table__.c, Run.__table__.c
 _THREAD_AND_ACTIVE_RUN = select(
-    Thread.seq,
-    select(Run.id)
-    .where(Run.thread_id == Thread.id, Run.status.in_(ACTIVE_RUN_STATUSES))
+    _threads.seq,
+    select(_runs.id)
+    .where(_runs.thread_id == _threads.id, _runs.status.in_(ACTIVE_RUN_STATUSES))
     .limit(1)
     .scalar_subquery(),
-).where(Thread.id == bindparam("thread_id"))
+).where(_threads.id == bindparam("thread_id"))
 
 
-async def ensure_can_add_message(session: AsyncSession, thread_id: str) -> None:
+async def ensure_can_add_message(session: AsyncSession | AsyncConnection, thread_id: str) -> None:
     """404 for an unknown thread, 400 while a run is active on it: both in one query."""
     row = (await session.execute(_THREAD_AND_ACTIVE_RUN, {"thread_id": thread_id})).first()
     if row is None:
@@ -92,7 +93,7 @@ _COLUMN_OF = {prop.key: prop.columns[0].name for prop in sa_inspect(Message).col
 
 
 async def add_message(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     thread_id: str,
     body: MessageCreate,
     *,
@@ -125,7 +126,8 @@ async def add_message(
         ),
         "metadata_": body.metadata or {},
     }
-    await session.flush()  # rows still pending in the session (its thread) go in first
+    if isinstance(session, AsyncSession):
+        await session.flush()  # rows still pending in the session (its thread) go in first
     await session.execute(_INSERT_MESSAGE, {_COLUMN_OF[key]: v for key, v in values.items()})
     return Message(**values)
 
@@ -158,9 +160,12 @@ async def delete_message(session: AsyncSession, thread_id: str, message_id: str)
 
 
 async def list_messages(
-    session: AsyncSession, thread_id: str, params: PageParams, run_id: str | None = None
+    session: AsyncSession | AsyncConnection,
+    thread_id: str,
+    params: PageParams,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    scope = [Message.thread_id == thread_id]
+    scope = {"thread_id": thread_id}
     if run_id is not None:
-        scope.append(Message.run_id == run_id)
+        scope["run_id"] = run_id
     return await fetch_page(session, Message, params, scope, message_object)

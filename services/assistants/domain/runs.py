@@ -148,7 +148,7 @@ async def get_run(
 
 
 async def list_runs(session: AsyncSession, thread_id: str, params: PageParams) -> dict[str, Any]:
-    return await fetch_page(session, Run, params, [Run.thread_id == thread_id], run_object)
+    return await fetch_page(session, Run, params, {"thread_id": thread_id}, run_object)
 
 
 async def modify_run(session: AsyncSession, thread_id: str, run_id: str, body: RunModify) -> Run:
@@ -174,7 +174,7 @@ async def list_steps(
     session: AsyncSession, thread_id: str, run_id: str, params: PageParams
 ) -> dict[str, Any]:
     await get_run(session, thread_id, run_id)
-    return await fetch_page(session, RunStep, params, [RunStep.run_id == run_id], step_object)
+    return await fetch_page(session, RunStep, params, {"run_id": run_id}, step_object)
 
 
 async def open_steps(session: AsyncSession, run_id: str) -> list[RunStep]:

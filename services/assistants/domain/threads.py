@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..clock import now
 from ..errors import not_found
@@ -48,10 +48,12 @@ async def get_thread(session: AsyncSession, thread_id: str) -> Thread:
     return row
 
 
-_THREAD_EXISTS = select(Thread.seq).where(Thread.id == bindparam("thread_id"))
+# Core, from the table's columns: no ORM layers for a look-up on the message paths.
+_threads = Thread.__table__.c
+_THREAD_EXISTS = select(_threads.seq).where(_threads.id == bindparam("thread_id"))
 
 
-async def require_thread(session: AsyncSession, thread_id: str) -> None:
+async def require_thread(session: AsyncSession | AsyncConnection, thread_id: str) -> None:
     """404 unless the thread exists; cheaper than loading it."""
     if await session.scalar(_THREAD_EXISTS, {"thread_id": thread_id}) is None:
         raise not_found("thread", thread_id, "thread_id")

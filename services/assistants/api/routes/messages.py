@@ -12,15 +12,17 @@ from ...errors import InvalidRequest
 from ...schemas.common import Deleted, ListResponse
 from ...schemas.threads import MessageCreate, MessageModify, MessageObject
 from ..deps import DatabaseDep, PageDep
+from ..responses import json_response
 
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
 
 
 @router.post("", response_model=MessageObject)
 async def create_message(thread_id: str, body: MessageCreate, db: DatabaseDep) -> Any:
-    async with db.write() as session:
-        await domain.ensure_can_add_message(session, thread_id)
-        return domain.message_object(await domain.add_message(session, thread_id, body))
+    async with db.write_core() as conn:
+        await domain.ensure_can_add_message(conn, thread_id)
+        message = domain.message_object(await domain.add_message(conn, thread_id, body))
+    return json_response(message)
 
 
 @router.get("", response_model=ListResponse[MessageObject])
@@ -30,17 +32,17 @@ async def list_messages(
     page: PageDep,
     run_id: Annotated[str | None, Query()] = None,
 ) -> Any:
-    async with db.read() as session:
+    async with db.read_core() as conn:
         try:
-            listed = await domain.list_messages(session, thread_id, page, run_id)
+            listed = await domain.list_messages(conn, thread_id, page, run_id)
         except InvalidRequest:
-            await require_thread(session, thread_id)  # an unknown thread is a 404 first
+            await require_thread(conn, thread_id)  # an unknown thread is a 404 first
             raise
         if not listed["data"]:
             # Messages exist only in threads that exist: the check costs a query only when
             # the page is empty.
-            await require_thread(session, thread_id)
-        return listed
+            await require_thread(conn, thread_id)
+    return json_response(listed)
 
 
 @router.get("/{message_id}", response_model=MessageObject)
