@@ -10,7 +10,7 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from . import __version__
-from .api.deps import refresh_schema_state, require_api_key, require_current_schema
+from .api.deps import refresh_schema_state, require_access
 from .api.routes import assistants, messages, runs, threads
 from .config import Settings
 from .db import Database
@@ -69,9 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_problem = "the database has not been checked yet"
     app.state.schema_checked_at = float("-inf")
     install_error_handlers(app)
-    guarded = [Depends(require_api_key), Depends(require_current_schema)]
-    # runs first: its POST /threads/runs must win over POST /threads/{thread_id}.
-    for module in (runs, assistants, threads, messages):
+    guarded = [Depends(require_access)]
+    # Routes are matched in order: messages, the busiest, first; runs before threads, so
+    # POST /threads/runs wins over POST /threads/{thread_id}.
+    for module in (messages, runs, assistants, threads):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
     return app

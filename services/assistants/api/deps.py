@@ -61,6 +61,13 @@ async def require_current_schema(request: Request) -> None:
         raise ServiceUnavailable(state.schema_problem, code="database_not_migrated")
 
 
+async def require_access(request: Request) -> None:
+    """What every /v1 route requires, the key and then a current schema, as one
+    dependency: FastAPI's per-dependency bookkeeping costs more than either check."""
+    await require_api_key(request)
+    await require_current_schema(request)
+
+
 async def refresh_schema_state(state: object) -> None:
     db: Database = state.db  # type: ignore[attr-defined]
     try:

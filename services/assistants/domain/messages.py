@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
@@ -99,12 +100,12 @@ async def add_message(
     *,
     run_id: str | None = None,
     assistant_id: str | None = None,
-) -> Message:
+) -> dict[str, Any]:
     """Insert a completed message; callers check the thread exists and no run is active.
 
     One Core INSERT rather than the unit of work, which costs more than the insert on this,
-    the busiest write path. The returned row is therefore not in the session: a snapshot
-    to shape responses from; to change the message, load it.
+    the busiest write path. Returns the message object as the API shows it (nothing is
+    left in the session; to change the message, load it).
     """
     created = now()
     values: dict[str, Any] = {
@@ -129,7 +130,7 @@ async def add_message(
     if isinstance(session, AsyncSession):
         await session.flush()  # rows still pending in the session (its thread) go in first
     await session.execute(_INSERT_MESSAGE, {_COLUMN_OF[key]: v for key, v in values.items()})
-    return Message(**values)
+    return message_object(SimpleNamespace(**values))  # type: ignore[arg-type]
 
 
 async def get_message(session: AsyncSession, thread_id: str, message_id: str) -> Message:

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
 async def create_message(thread_id: str, body: MessageCreate, db: DatabaseDep) -> Any:
     async with db.write_core() as conn:
         await domain.ensure_can_add_message(conn, thread_id)
-        message = domain.message_object(await domain.add_message(conn, thread_id, body))
+        message = await domain.add_message(conn, thread_id, body)
     return json_response(message)
 
 
