@@ -54,7 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
-    app.state.config = config
     keyed = [Depends(require_key)]
     app.include_router(chat.router, dependencies=keyed)
     app.include_router(models.router, dependencies=keyed)
