@@ -22,19 +22,14 @@ class Router:
     prefix, then the first backend whose `models` patterns match, else the default."""
 
     def __init__(self, config: RoutingConfig, backends: dict[str, Backend]) -> None:
-        self.aliases = dict(config.aliases)
+        # Alias chains end once: cycles were refused when the config was loaded.
+        self.aliases = {alias: _final(config.aliases, alias) for alias in config.aliases}
         self.backends = backends
         self.default = backends[config.default_backend or next(iter(backends))]
         self._patterns = [(b, config.backends[name].models) for name, b in backends.items()]
 
     def resolve(self, requested: str) -> Route:
-        model = requested
-        seen = {model}
-        while model in self.aliases:  # cycles were refused when the config was loaded
-            model = self.aliases[model]
-            if model in seen:
-                break
-            seen.add(model)
+        model = self.aliases.get(requested, requested)
         prefix, sep, rest = model.partition("/")
         # Only a known backend name is a prefix: Ollama models such as hf.co/x/y have slashes.
         if sep and prefix in self.backends and rest:
@@ -43,3 +38,9 @@ class Router:
             if any(fnmatchcase(model, pattern) for pattern in patterns):
                 return Route(backend, model)
         return Route(self.default, model)
+
+
+def _final(aliases: dict[str, str], model: str) -> str:
+    while model in aliases:
+        model = aliases[model]
+    return model
