@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.processes import free_port
+
 if TYPE_CHECKING:
     from conftest import StackHarness
 
@@ -77,17 +79,11 @@ def _model_of(c: Any) -> str:
     return next(a["model"] for a in data if a["name"] == "CEO")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.timeout(180)
 def test_repo_stack_with_a_scripted_upstream(harness: StackHarness, tmp_path: Path) -> None:
     """The real assistants and sovereign services over a scripted OpenAI-compatible upstream."""
     needs("services.assistants.app", "services.sovereign.app")
-    port = _free_port()
+    port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent / "fake_openai.py"), str(port)],
         stdout=subprocess.DEVNULL,

@@ -15,14 +15,10 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
+from tests.support.processes import free_port
+
 if TYPE_CHECKING:
     from conftest import StackHarness
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 pytestmark = pytest.mark.timeout(90)

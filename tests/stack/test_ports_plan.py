@@ -10,12 +10,7 @@ import pytest
 from stack.config import Service, load
 from stack.plan import make_plan
 from stack.ports import PortRequest, PortsExhausted, bind_listener, port_is_free, resolve_ports
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.processes import free_port
 
 
 class FakeSock:
