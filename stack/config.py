@@ -181,12 +181,6 @@ class Service(Strict):
             data = {**data, "depends_on": {d: {} for d in data["depends_on"]}}
         return data
 
-    @property
-    def resolved_url(self) -> str | None:
-        if self.url:
-            return self.url
-        return f"http://{self.host}:{self.port}" if self.port else None
-
 
 class ServiceEntry(Service):
     variants: list[dict[str, Any]] = []
@@ -201,10 +195,6 @@ class StackConfig(Strict):
     @property
     def dir(self) -> Path:
         return self.path.parent
-
-    @property
-    def state_dir(self) -> Path:
-        return self.path.parent / ".stack"
 
 
 def dependency_order(deps: dict[str, list[str]]) -> tuple[list[str], list[list[str]]]:

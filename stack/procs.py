@@ -139,15 +139,6 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def descendants(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
 def signal_number(name: str) -> int:
     """A signal by name ("SIGTERM"); names are what stack.yaml and the supervisor use."""
     return int(getattr(signal, name))

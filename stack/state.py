@@ -3,7 +3,6 @@ live, and the state file's shape (what `stack status --json` prints)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -88,8 +87,3 @@ def live_status(paths: StackPaths) -> dict[str, Any] | None:
         if not alive and svc.get("state") in LIVE:
             svc["state"] = "unknown (supervisor gone)"
     return data
-
-
-def remove_stale(paths: StackPaths) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        paths.control.unlink()
