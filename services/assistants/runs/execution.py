@@ -79,7 +79,6 @@ class RunExecution:
         self.run_id = run_id
         self.started = started
         self.cancel_requested = False
-        self.error: tuple[str, str] | None = None
         self._model_task: asyncio.Task[None] | None = None
         self.turn = Turn()
         self.run: Run | None = None
@@ -271,7 +270,11 @@ class RunExecution:
             self.emit(name, data)
 
     async def _close_message_in(
-        self, session: AsyncSession, status: str, reason: str | None = None
+        self,
+        session: AsyncSession,
+        status: str,
+        reason: str | None = None,
+        error: tuple[str, str] | None = None,
     ) -> list[Event]:
         """Write the message's text (and its step) once, at the end of the message."""
         turn = self.turn
@@ -297,8 +300,8 @@ class RunExecution:
             step.cancelled_at = stamp
         else:
             step.failed_at = stamp
-            code, error = self.error or ("server_error", "The run failed.")
-            step.last_error = {"code": code, "message": error}
+            code, message_text = error or ("server_error", "The run failed.")
+            step.last_error = {"code": code, "message": message_text}
         turn.message, turn.message_step = message, step
         return [
             (f"thread.message.{status}", message_object(message)),
@@ -311,7 +314,6 @@ class RunExecution:
         self, outcome: str, *, reason: str | None = None, error: tuple[str, str] | None = None
     ) -> None:
         turn = self.turn
-        self.error = error
         stamp = now()
         events: list[Event] = []
         async with self.db.write() as session:
@@ -319,11 +321,7 @@ class RunExecution:
             if (
                 run is None
                 or run.worker_id != self.worker
-                or run.status
-                not in (
-                    "in_progress",
-                    "cancelling",
-                )
+                or run.status not in ("in_progress", "cancelling")
             ):
                 log.warning("run %s is no longer ours to finish; leaving it", self.run_id)
                 return
@@ -336,7 +334,7 @@ class RunExecution:
                 else:
                     why = {"incomplete": "max_tokens", "cancelled": "run_cancelled"}
                     events += await self._close_message_in(
-                        session, "incomplete", why.get(outcome, "run_failed")
+                        session, "incomplete", why.get(outcome, "run_failed"), error
                     )
             if turn.placeholder is not None:
                 # The model wrote no text this turn: the prepared message never existed.
