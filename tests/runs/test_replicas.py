@@ -52,18 +52,29 @@ def replicas(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 service.stop()
 
 
-def test_two_replicas_execute_each_run_exactly_once(database_url: str, replicas: tuple) -> None:
-    upstream, services = replicas
+@pytest.fixture
+def apis(replicas: tuple) -> Iterator[list[httpx.Client]]:
+    """One API client per replica, in the order of the replicas."""
+    _, services = replicas
     clients = [
         httpx.Client(
             base_url=f"{s.base_url}/v1", headers={"Authorization": "Bearer test-key"}, timeout=30
         )
         for s in services
     ]
-    assistant = clients[0].post("/assistants", json={"model": "fake-model"}).json()
+    yield clients
+    for client in clients:
+        client.close()
+
+
+def test_two_replicas_execute_each_run_exactly_once(
+    database_url: str, replicas: tuple, apis: list[httpx.Client]
+) -> None:
+    upstream, _ = replicas
+    assistant = apis[0].post("/assistants", json={"model": "fake-model"}).json()
     runs: dict[str, str] = {}
     for i in range(RUNS):
-        api = clients[i % 2]
+        api = apis[i % 2]
         thread = api.post(
             "/threads", json={"messages": [{"role": "user", "content": f"job-{i}."}]}
         ).json()
@@ -73,7 +84,7 @@ def test_two_replicas_execute_each_run_exactly_once(database_url: str, replicas:
     pending = dict(runs)
     while pending and time.monotonic() < deadline:
         for run_id, thread_id in list(pending.items()):
-            status = clients[0].get(f"/threads/{thread_id}/runs/{run_id}").json()["status"]
+            status = apis[0].get(f"/threads/{thread_id}/runs/{run_id}").json()["status"]
             if status not in ("queued", "in_progress"):
                 assert status == "completed"
                 del pending[run_id]
@@ -87,18 +98,12 @@ def test_two_replicas_execute_each_run_exactly_once(database_url: str, replicas:
     assert all(attempts == 1 for _, attempts in rows)
     per_worker = Counter(worker for worker, _ in rows)
     assert len(per_worker) == 2, f"one replica did all the work: {per_worker}"
-    for api in clients:
-        api.close()
 
 
-def test_cancel_through_the_other_replica_stops_the_run(replicas: tuple) -> None:
+def test_cancel_through_the_other_replica_stops_the_run(
+    database_url: str, replicas: tuple, apis: list[httpx.Client]
+) -> None:
     upstream, services = replicas
-    apis = [
-        httpx.Client(
-            base_url=f"{s.base_url}/v1", headers={"Authorization": "Bearer test-key"}, timeout=30
-        )
-        for s in services
-    ]
     assistant = apis[0].post("/assistants", json={"model": "fake-model"}).json()
     thread = (
         apis[0]
@@ -111,7 +116,7 @@ def test_cancel_through_the_other_replica_stops_the_run(replicas: tuple) -> None
     while apis[0].get(url).json()["status"] != "in_progress":
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    with psycopg.connect(database_url_of(services[0])) as conn:
+    with psycopg.connect(database_url) as conn:
         (worker,) = conn.execute(
             "SELECT worker_id FROM runs WHERE id = %s", (run.json()["id"],)
         ).fetchone()
@@ -131,9 +136,3 @@ def test_cancel_through_the_other_replica_stops_the_run(replicas: tuple) -> None
         timeout=5,
     )
     assert any(r.get("cancelled") for r in seen if "slow one" in str(r["body"]))
-    for api in apis:
-        api.close()
-
-
-def database_url_of(service: ServiceProcess) -> str:
-    return service.env["DATABASE_URL"]
