@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.openai_upstream import run_openai_upstream  # noqa: E402
-from tests.fakes.process import bind_free_socket  # noqa: E402
+from tests.fakes.process import bind_free_socket, stop_process  # noqa: E402
 from tests.fakes.sovereign import run_sovereign  # noqa: E402
 
 MODEL = "fake-model"
@@ -130,12 +130,7 @@ def run_litellm(upstream_base: str) -> Iterator[str | None]:
             time.sleep(0.25)
         yield url + "/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace=10)
         log.close()
         os.unlink(f.name)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import httpx
 
 from services.serving import serve
 
-__all__ = ["FakeUpstream", "bind_free_socket", "run_fake", "serve_app_main"]
+__all__ = ["FakeUpstream", "bind_free_socket", "run_fake", "serve_app_main", "stop_process"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,13 +62,18 @@ class FakeUpstream:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, grace=5)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM, up to `grace` seconds to exit, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from typing import IO, Any
 import httpx
 import yaml
 
-from tests.fakes.process import ROOT, bind_free_socket
+from tests.fakes.process import ROOT, bind_free_socket, stop_process
 
 __all__ = ["Sovereign", "run_embedded", "run_service", "run_sovereign"]
 
@@ -104,10 +104,5 @@ def run_service(
             time.sleep(0.05)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, grace=10)
         log.close()
