@@ -10,12 +10,9 @@ import openai
 import pytest
 
 from tests.fakes.openai_upstream import run_openai_upstream
+from tests.fakes.sse import sse_data
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def _sse_payloads(text: str) -> list[str]:
-    return [line[6:] for line in text.splitlines() if line.startswith("data: ")]
 
 
 def test_openai_fake_streams_text_tool_calls_and_records_requests() -> None:
@@ -66,12 +63,12 @@ def test_openai_fake_faults() -> None:
     with run_openai_upstream(script) as up, httpx.Client(base_url=up.base_url, timeout=10) as c:
         r = c.post("/chat/completions", json=body)
         assert r.status_code == 429 and r.json()["error"]["message"] == "slow down"
-        payloads = _sse_payloads(c.post("/chat/completions", json=body).text)
+        payloads = sse_data(c.post("/chat/completions", json=body).text)
         assert len(payloads) == 3 and "[DONE]" not in payloads
         with pytest.raises(httpx.RemoteProtocolError):
             c.post("/chat/completions", json=body)
         start = time.perf_counter()
-        assert _sse_payloads(c.post("/chat/completions", json=body).text)[-1] == "[DONE]"
+        assert sse_data(c.post("/chat/completions", json=body).text)[-1] == "[DONE]"
         assert time.perf_counter() - start >= 0.5
         start = time.perf_counter()
         c.post("/chat/completions", json=body)
