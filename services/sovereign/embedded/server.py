@@ -110,7 +110,7 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
             return JSONResponse(error, 400)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            frames = _stream(runner, prompt, params, model, include_usage)
+            frames = _stream(runner, prompt, prompt_tokens, params, model, include_usage)
             return StreamingResponse(frames, media_type="text/event-stream")
         try:
             result = await runner.complete(prompt, params)
@@ -144,7 +144,12 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
 
 
 async def _stream(
-    runner: LlamaRunner, prompt: str, params: dict[str, Any], model: str, include_usage: bool
+    runner: LlamaRunner,
+    prompt: str,
+    prompt_tokens: int,
+    params: dict[str, Any],
+    model: str,
+    include_usage: bool,
 ) -> AsyncIterator[bytes]:
     head = {
         "id": "chatcmpl-" + secrets.token_hex(12),
@@ -181,7 +186,6 @@ async def _stream(
         return
     yield chunk({}, finish)
     if include_usage:
-        prompt_tokens = runner.count_tokens(prompt)
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
