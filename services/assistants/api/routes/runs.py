@@ -15,7 +15,7 @@ from ...runs.claims import Started, start_created_run
 from ...runs.events import Event, sse_stream
 from ...runs.executor import RunExecutor
 from ...runs.objects import message_rows, public_run
-from ...schemas.common import ListResponse
+from ...schemas.common import ListResponse, dump_optional
 from ...schemas.runs import (
     RunCreate,
     RunModify,
@@ -49,19 +49,33 @@ def _stream(
     )
 
 
-def _created_events(row: Run) -> list[Event]:
-    obj = public_run(row)
-    return [("thread.run.created", obj), ("thread.run.queued", obj)]
-
-
-async def _start_streamed(
-    session: AsyncSession, executor: RunExecutor, row: Run, settings: Settings
-) -> Started:
+async def _create_run(
+    session: AsyncSession,
+    executor: RunExecutor,
+    thread_id: str,
+    body: RunCreate | ThreadAndRunCreate,
+    settings: Settings,
+) -> tuple[Run, list[Event], Started | None]:
+    """Create a run; start it at once when streamed. Returns the run, its creation events
+    (as it was when queued) and, when streamed, what its execution needs."""
+    row = await domain.create_run(
+        session,
+        thread_id,
+        body,
+        expiry_seconds=settings.run_expiry_seconds,
+        owner=executor.worker if body.stream else None,
+        lease_seconds=settings.run_lease_seconds,
+    )
+    queued = public_run(row)
+    created: list[Event] = [("thread.run.created", queued), ("thread.run.queued", queued)]
+    if not body.stream:
+        return row, created, None
     # A streamed run starts in the transaction that creates it: its events flow from this
     # process, and the first token comes one database round trip sooner.
-    return await start_created_run(
+    started = await start_created_run(
         session, row, executor.worker, settings.run_lease_seconds, prepare=message_rows
     )
+    return row, created, started
 
 
 @router.post("/runs", response_model=RunObject)
@@ -69,21 +83,12 @@ async def create_thread_and_run(
     body: ThreadAndRunCreate, request: Request, db: DatabaseDep, settings: SettingsDep
 ) -> Any:
     executor = _executor(request)
-    owner = executor.worker if body.stream else None
     async with db.write() as session:
         thread = await create_thread(session, body.thread)
         if body.tool_resources is not None:
-            thread.tool_resources = body.tool_resources.model_dump(mode="json", exclude_none=True)
-        row = await domain.create_run(
-            session,
-            thread.id,
-            body,
-            expiry_seconds=settings.run_expiry_seconds,
-            owner=owner,
-            lease_seconds=settings.run_lease_seconds,
-        )
-        prelude = [("thread.created", thread_object(thread)), *_created_events(row)]
-        started = await _start_streamed(session, executor, row, settings) if body.stream else None
+            thread.tool_resources = dump_optional(body.tool_resources)
+        row, created, started = await _create_run(session, executor, thread.id, body, settings)
+        prelude = [("thread.created", thread_object(thread)), *created]
     if body.stream:
         return _stream(executor, row.id, prelude, started)
     executor.wake()
@@ -100,18 +105,8 @@ async def create_run(
     include: Annotated[list[str] | None, Query(alias="include[]")] = None,
 ) -> Any:
     executor = _executor(request)
-    owner = executor.worker if body.stream else None
     async with db.write() as session:
-        row = await domain.create_run(
-            session,
-            thread_id,
-            body,
-            expiry_seconds=settings.run_expiry_seconds,
-            owner=owner,
-            lease_seconds=settings.run_lease_seconds,
-        )
-        prelude = _created_events(row)
-        started = await _start_streamed(session, executor, row, settings) if body.stream else None
+        row, prelude, started = await _create_run(session, executor, thread_id, body, settings)
     if body.stream:
         return _stream(executor, row.id, prelude, started)
     executor.wake()
