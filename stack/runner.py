@@ -69,6 +69,12 @@ class Runner:
         self.notes = [c.note for c in plan.choices.values()]
         self._flush_pending = False
         self._interrupts = 0
+        # a service's probe target is fixed for the run: build it once, not on every probe
+        self.targets = {
+            n: ProbeTarget(s.probe, s.host, s.port, s.url, self._cwd(n), self._env(n))
+            for n, s in plan.services.items()
+            if s.probe is not None
+        }
 
     # -- Effects -------------------------------------------------------------------------------
     def spawn(self, name: str, gen: int) -> None:
@@ -81,7 +87,7 @@ class Runner:
 
     def probe(self, name: str, gen: int) -> None:
         async def job() -> None:
-            ok, detail = await check(self._target(name))
+            ok, detail = await check(self.targets[name])
             self.queue.put_nowait(ProbeDone(name, gen, ok, detail))
 
         self._job(name, job())
@@ -224,11 +230,6 @@ class Runner:
 
     def _env(self, name: str) -> dict[str, str]:
         return {**self.cfg.env, "PYTHONUNBUFFERED": "1", **self.plan.services[name].env}
-
-    def _target(self, name: str) -> ProbeTarget:
-        svc = self.plan.services[name]
-        assert svc.probe is not None
-        return ProbeTarget(svc.probe, svc.host, svc.port, svc.url, self._cwd(name), self._env(name))
 
     # -- state, control, loop ------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
