@@ -26,8 +26,12 @@ def new_call_id() -> str:
     return "call_" + secrets.token_hex(12)
 
 
+def _data_frame(obj: Any) -> bytes:
+    return b"data: " + _dumps(obj).encode() + b"\n\n"
+
+
 def error_frame(error: SovereignError) -> bytes:
-    return b"data: " + _dumps(error.body()).encode() + b"\n\n"
+    return _data_frame(error.body())
 
 
 def fix_finish_reason(reason: str | None, called_tools: bool) -> str:
@@ -125,7 +129,7 @@ class StreamNormaliser:
         }
         if self.include_usage:
             final["usage"] = None
-        out += b"data: " + _dumps(final).encode() + b"\n\n"
+        out += _data_frame(final)
         if self.include_usage:
             usage = self._usage
             # An upstream that reports no usage still gets a usage chunk; each streamed
@@ -141,7 +145,7 @@ class StreamNormaliser:
                     "total_tokens": prompt + completion,
                 },
             }
-            out += b"data: " + _dumps(body).encode() + b"\n\n"
+            out += _data_frame(body)
         return out + DONE
 
 
