@@ -7,18 +7,14 @@ from typing import Any
 
 from services.sovereign.events import ContentDelta, Event, Finish, ToolCallDelta, Usage
 from services.sovereign.normalise import StreamNormaliser, normalise_completion
+from tests.fakes.sse import sse_data
 
 
 def run(events: list[Event], include_usage: bool = False) -> list[Any]:
     normaliser = StreamNormaliser("m", include_usage)
     frames = b"".join(f for e in events if (f := normaliser.feed(e)) is not None)
     frames += normaliser.end()
-    out = []
-    for line in frames.decode().split("\n\n"):
-        if line.startswith("data: "):
-            payload = line[6:]
-            out.append(payload if payload == "[DONE]" else json.loads(payload))
-    return out
+    return sse_data(frames.decode())
 
 
 def calls(items: list[Any]) -> dict[int, dict[str, str]]:
