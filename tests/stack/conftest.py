@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -67,6 +68,18 @@ class StackHarness:
                 return value
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}")
+
+    def wait_for_port(self, port: int, what: str) -> None:
+        """Until something accepts connections on 127.0.0.1:port."""
+
+        def connects() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        self.wait_for(connects, what=what)
 
     def processes(self) -> list[psutil.Process]:
         """Every live process carrying this test's marker (services, grandchildren, supervisor)."""

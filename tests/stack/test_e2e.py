@@ -4,7 +4,6 @@ scenario through the assistants URL from `stack status --json`, then `stack down
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
@@ -95,7 +94,7 @@ def test_repo_stack_with_a_scripted_upstream(harness: StackHarness, tmp_path: Pa
             STACK_RUNTIME_URL=f"http://127.0.0.1:{port}/v1",
             STACK_RUNTIME_MODEL="scripted-model",
         )
-        harness.wait_for(lambda: _connects(port), what="the scripted upstream")
+        harness.wait_for_port(port, what="the scripted upstream")
         out = harness.cli("up", timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "runtime: external" in out.stdout
@@ -138,11 +137,3 @@ def test_repo_stack_with_the_embedded_runtime(harness: StackHarness, tmp_path: P
     assert set(names) >= TRADING_DESK
     assert harness.cli("down").returncode == 0
     harness.assert_nothing_left()
-
-
-def _connects(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False

@@ -436,7 +436,7 @@ def test_a_running_ollama_is_adopted(harness: StackHarness) -> None:
         stdout=subprocess.DEVNULL,
     )
     try:
-        harness.wait_for(lambda: _connects(port), what="the outside ollama")
+        harness.wait_for_port(port, what="the outside ollama")
         harness.write(RUNTIME.format(port=port, fast=FAST))
         out = harness.cli("up")  # not installed here, but answering: adopted
         assert out.returncode == 0, out.stdout + out.stderr
@@ -449,11 +449,3 @@ def test_a_running_ollama_is_adopted(harness: StackHarness) -> None:
         outside.kill()
         outside.wait()
     harness.assert_nothing_left()
-
-
-def _connects(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
