@@ -43,9 +43,8 @@ def client(request: pytest.FixtureRequest) -> Iterator[openai.OpenAI]:
     }
     run = run_openai_upstream if request.param == "openai" else run_ollama_upstream
     with run(script) as up:
-        kind = "openai" if request.param == "openai" else "ollama"
         config = {
-            "backends": {"local": {"type": kind, "url": up.url}},
+            "backends": {"local": {"type": request.param, "url": up.url}},
             "aliases": {"gpt-4o": "qwen2.5-coder:7b"},
         }
         with run_sovereign(config=config, env={"SOVEREIGN_API_KEY": "k"}) as sv:
