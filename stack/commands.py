@@ -142,10 +142,10 @@ def restart(file: Path, service: str, timeout: float = 120.0) -> int:
         raise StackError("no stack running")
     if service not in status["services"]:
         raise StackError(f"unknown service {service!r} (have: {', '.join(status['services'])})")
-    before = status["services"][service].get("started_at")
-    if status["services"][service].get("state") in ("adopted", "external"):
-        state = status["services"][service]["state"]
-        raise StackError(f"{service} is {state}: the stack does not run it")
+    current = status["services"][service]
+    if current.get("state") in ("adopted", "external"):
+        raise StackError(f"{service} is {current['state']}: the stack does not run it")
+    before = current.get("started_at")
     reply = procs.control_request(paths.control, {"cmd": "restart", "service": service})
     if not reply.get("ok"):
         raise StackError(reply.get("error", "restart refused"))
@@ -209,8 +209,8 @@ def config(file: Path) -> int:
     except (PortsExhausted, InterpolationError, ExternalDown) as exc:
         raise StackError(str(exc)) from None
     plan.close_sockets()
-    for note in [c.note for c in plan.choices.values()]:
-        print(f"# {note}")
+    for choice in plan.choices.values():
+        print(f"# {choice.note}")
     for name, p in plan.ports.items():
         if p.adopted or p.moved:
             info = {"port": p.port, "asked_port": p.asked, "adopted": p.adopted, "moved": p.moved}
