@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ from tests.support.processes import (
     migrate,
     start_assistants,
     wait_http,
+    wait_until,
 )
 
 HEADERS = {"X-API-Key": "test-key"}
@@ -58,13 +58,6 @@ def test_bad_settings_are_one_line(tmp_path: Path) -> None:
             stderr,
         )
         assert "Traceback" not in stdout + stderr
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def _remove_stale_test_folders() -> None:
@@ -116,7 +109,7 @@ def test_relative_sqlite_path_resolves_against_the_project(tmp_path: Path) -> No
         )
         assert (PROJECT_ROOT / folder / "nested" / "assistants.db").is_file()
         url = f"http://127.0.0.1:{port}/v1/assistants"
-        _eventually(lambda: httpx.post(url, headers=HEADERS, json={"model": "m"}).is_success)
+        wait_until(lambda: httpx.post(url, headers=HEADERS, json={"model": "m"}).is_success)
     finally:
         proc.terminate()
         proc.wait(15)
@@ -138,7 +131,7 @@ def test_database_behind_head_is_refused_until_migrated(database_url: str, tmp_p
 
         migrate(database_url)
         url = f"{service.base_url}/v1/assistants"
-        _eventually(lambda: httpx.get(url, headers=HEADERS).status_code == 200)
+        wait_until(lambda: httpx.get(url, headers=HEADERS).status_code == 200)
         assert (
             httpx.get(f"{service.base_url}/health").json()["checks"]["database"]["status"] == "ok"
         )

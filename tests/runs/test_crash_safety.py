@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from tests.fakes.openai_upstream import run_openai_upstream
 from tests.fakes.process import FakeUpstream
 from tests.runs.conftest import BASE_ENV, WEATHER_TOOL
-from tests.support.processes import ServiceProcess, migrate, start_assistants
+from tests.support.processes import ServiceProcess, migrate, start_assistants, wait_until
 
 SLOW = {"chunks": 40, "tokens_per_s": 8}
 SCRIPT = [
@@ -57,16 +56,6 @@ def launch(
     yield start
     for service in started:
         service.stop()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def requests_for(upstream: FakeUpstream, word: str) -> int:
