@@ -14,7 +14,6 @@ from services.sovereign.backends.base import Backend, parse_json_line, upstream_
 from services.sovereign.config import BackendConfig
 from services.sovereign.errors import BadRequest, ModelNotFound, SovereignError, UpstreamError
 from services.sovereign.events import ContentDelta, Event, Finish, ToolCallDelta, Usage
-from services.sovereign.normalise import new_call_id
 
 __all__ = ["OllamaBackend", "ollama_messages", "ollama_payload"]
 
@@ -173,8 +172,7 @@ class OllamaBackend(Backend):
         message = result.get("message") or {}
         calls = [
             {
-                "id": call.get("id") or new_call_id(),
-                "type": "function",
+                "id": call.get("id"),  # missing ids and types are filled in by normalising
                 "function": {
                     "name": (call.get("function") or {}).get("name"),
                     "arguments": _arguments(call.get("function") or {}),
