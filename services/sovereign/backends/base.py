@@ -103,23 +103,30 @@ class Backend(ABC):
         t = self.timeouts
         return httpx.Timeout(connect=t.connect, read=read, write=t.connect, pool=t.connect)
 
-    async def request_json(
-        self, method: str, path: str, *, json_body: Any = None, limit: float, model: str = ""
-    ) -> Any:
-        """One bounded request whose JSON answer is returned; errors mapped to ours."""
+    async def send(
+        self, request: httpx.Request, limit: float, *, stream: bool = False
+    ) -> httpx.Response:
+        """Send within `limit` seconds (headers only when streaming); errors mapped to ours."""
         try:
             async with asyncio.timeout(limit):
-                response = await self.client.request(
-                    method,
-                    self.url + path,
-                    json=json_body,
-                    headers=self.headers,
-                    timeout=self.http_timeout(limit),
-                )
+                return await self.client.send(request, stream=stream)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.describe()} did not answer within {limit:g}s") from exc
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from exc
+
+    async def request_json(
+        self, method: str, path: str, *, json_body: Any = None, limit: float, model: str = ""
+    ) -> Any:
+        """One bounded request whose JSON answer is returned; errors mapped to ours."""
+        request = self.client.build_request(
+            method,
+            self.url + path,
+            json=json_body,
+            headers=self.headers,
+            timeout=self.http_timeout(limit),
+        )
+        response = await self.send(request, limit)
         if response.status_code >= 400:
             raise self.status_error(response, model)
         try:
@@ -136,14 +143,7 @@ class Backend(ABC):
             headers=self.headers,
             timeout=self.http_timeout(None),  # first-token and idle limits are ours
         )
-        limit = self.timeouts.first_token
-        try:
-            async with asyncio.timeout(limit):
-                response = await self.client.send(request, stream=True)
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"{self.describe()} did not answer within {limit:g}s") from exc
-        except httpx.HTTPError as exc:
-            raise self.transport_error(exc) from exc
+        response = await self.send(request, self.timeouts.first_token, stream=True)
         if response.status_code >= 400:
             try:
                 async with asyncio.timeout(self.timeouts.connect):
