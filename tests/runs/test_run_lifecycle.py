@@ -123,6 +123,13 @@ def test_stream_event_order_matches_the_reference(
     assert collapse(names) == reference_order("/threads/{thread_id}/runs")
     assert names.count("thread.message.delta") == 8
     assert_event_shapes(events)
+    # Each run event carries the run as it was at that moment, not its later state.
+    statuses = {
+        n: d["status"] for n, d in events if n.startswith("thread.run.") and "." not in n[11:]
+    }
+    assert statuses["thread.run.created"] == statuses["thread.run.queued"] == "queued"
+    assert statuses["thread.run.in_progress"] == "in_progress"
+    assert statuses["thread.run.completed"] == "completed"
     deltas = [d for n, d in events if n == "thread.message.delta"]
     assert all(d["delta"]["content"][0]["index"] == 0 for d in deltas)
     text = "".join(d["delta"]["content"][0]["text"]["value"] for d in deltas)
