@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,8 @@ from typing import Any
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from orjson import JSONEncodeError
+from orjson import dumps as _dump_json
 from orjson import loads as _parse_json
 from sqlalchemy import event, pool, text
 from sqlalchemy.dialects import registry
@@ -29,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
 from .config import PROJECT_ROOT, ConfigError
+from .direct import DirectSQLite, StatementCache
 
 __all__ = ["Database", "MigrationState", "alembic_config", "head_revision"]
 
@@ -84,7 +88,11 @@ class Database:
             async_url = url.set(drivername="sqlite+inline")
         else:
             async_url = url.set(drivername="postgresql+psycopg")
-        options: dict[str, Any] = {"json_deserializer": _json_loads} if self.is_sqlite else {}
+        options: dict[str, Any] = (
+            {"json_deserializer": _json_loads, "json_serializer": _json_dumps}
+            if self.is_sqlite
+            else {}
+        )
         self.engine: AsyncEngine = create_async_engine(
             async_url,
             pool_size=pool_size,
@@ -102,6 +110,10 @@ class Database:
         # tails) and, with the inline driver, would hold up the event loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_owner: asyncio.Task[Any] | None = None
+        # SQLite's Core paths run on connections of their own (see ``direct``).
+        self._statements = StatementCache(self.engine.dialect, _json_loads, _json_dumps)
+        self._direct_readers: list[DirectSQLite] = []
+        self._direct_writer: DirectSQLite | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -131,18 +143,53 @@ class Database:
                 raise
 
     @asynccontextmanager
-    async def read_core(self) -> AsyncIterator[AsyncConnection]:
-        """A bare connection for Core statements, rolled back at the end: what ``read()``
-        gives without the session's bookkeeping, for the busiest read paths."""
-        async with self.engine.connect() as conn:
-            yield conn
+    async def read_core(self) -> AsyncIterator[AsyncConnection | DirectSQLite]:
+        """A connection for Core statements (``execute``, ``scalar``) in a transaction
+        rolled back at the end: what ``read()`` gives without the session's bookkeeping, for
+        the busiest read paths. On SQLite the statements run directly on the driver."""
+        if not self.is_sqlite:
+            async with self.engine.connect() as conn:
+                yield conn
+            return
+        conn = self._direct_readers.pop() if self._direct_readers else self._open_direct()
+        try:
+            conn.begin()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+        except BaseException:
+            conn.close()  # in an unknown state: not handed out again
+            raise
+        self._direct_readers.append(conn)
 
     @asynccontextmanager
-    async def write_core(self) -> AsyncIterator[AsyncConnection]:
-        """``write()`` for Core statements on a bare connection: the same lock, BEGIN
-        IMMEDIATE on SQLite, commit on success and rollback on error."""
-        async with self._writer(), self._write_engine.connect() as conn, conn.begin():
-            yield conn
+    async def write_core(self) -> AsyncIterator[AsyncConnection | DirectSQLite]:
+        """``write()`` for Core statements: the same lock, BEGIN IMMEDIATE on SQLite,
+        commit on success and rollback on error. On SQLite the statements run directly on
+        the driver, on one connection kept for writes (writers take turns anyway)."""
+        if not self.is_sqlite:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        async with self._writer():
+            if self._direct_writer is None:
+                self._direct_writer = self._open_direct()
+            conn = self._direct_writer
+            conn.begin(immediate=True)
+            try:
+                yield conn
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+    def _open_direct(self) -> DirectSQLite:
+        dialect = self.engine.dialect
+        args, kwargs = dialect.create_connect_args(self.engine.url)
+        connection = sqlite3.connect(*args, **kwargs)
+        _configure_sqlite(connection)
+        return DirectSQLite(connection, self._statements)
 
     def _writer(self) -> AbstractAsyncContextManager[object]:
         return self._sqlite_writer() if self._write_lock is not None else nullcontext()
@@ -174,6 +221,10 @@ class Database:
         return MigrationState(current, head_revision())
 
     async def dispose(self) -> None:
+        for conn in [*self._direct_readers, *filter(None, [self._direct_writer])]:
+            conn.close()
+        self._direct_readers.clear()
+        self._direct_writer = None
         await self.engine.dispose()
 
 
@@ -188,6 +239,15 @@ def _json_loads(text: str) -> Any:
     if text == "null":
         return None
     return _parse_json(text)
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON columns as SQLite stores them: orjson, 10x faster than json, for what it can
+    encode; the rest (integers past 64 bits) as json writes them."""
+    try:
+        return _dump_json(value).decode()
+    except JSONEncodeError:
+        return json.dumps(value, allow_nan=False)
 
 
 class InlineSQLiteDialect(SQLiteDialect_pysqlite):
@@ -255,19 +315,23 @@ def _current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+def _configure_sqlite(connection: sqlite3.Connection) -> None:
+    # No implicit transactions: BEGIN is ours to emit, so writes can say IMMEDIATE.
+    connection.isolation_level = None
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # NORMAL is durable across application crashes in WAL mode; only power loss can
+    # roll back the last transactions.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" hook below emit BEGIN itself, so writes can say IMMEDIATE.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # NORMAL is durable across application crashes in WAL mode; only power loss can
-        # roll back the last transactions.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+        _configure_sqlite(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
