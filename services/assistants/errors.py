@@ -178,12 +178,19 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(message, kind), status_code=exc.status_code, headers=exc.headers)
 
 
-async def _unstorable(_request: Request, exc: Exception) -> JSONResponse:
-    # The database refused a value the request carried (a NUL in an id on PostgreSQL):
-    # the client's input is at fault, not the server.
+def unstorable(exc: DataError) -> InvalidRequest:
+    """The database refused a value the request carried (a NUL in an id on PostgreSQL):
+    the client's input is at fault, not the server."""
     log.info("database refused a request value: %s", exc)
-    message = "The request contains a value the database cannot store (such as a NUL character)."
-    return JSONResponse(error_body(message, "invalid_request_error"), status_code=400)
+    return InvalidRequest(
+        "The request contains a value the database cannot store (such as a NUL character)."
+    )
+
+
+async def _unstorable(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DataError)
+    error = unstorable(exc)
+    return JSONResponse(error.body(), status_code=error.status_code)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -6,9 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from ...db import Database
 from ...domain import messages as domain
 from ...domain.threads import require_thread
 from ...errors import InvalidRequest
+from ...pagination import PageParams
 from ...schemas.common import Deleted, ListResponse
 from ...schemas.threads import MessageCreate, MessageModify, MessageObject
 from ..deps import DatabaseDep, PageDep
@@ -17,24 +19,24 @@ from ..responses import json_response
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
 
 
-@router.post("", response_model=MessageObject)
-async def create_message(thread_id: str, body: MessageCreate, db: DatabaseDep) -> Any:
+# The two busiest operations, as plain functions: the routes below and the fast lane
+# (``api/fastlane.py``) both answer with them.
+
+
+async def create(db: Database, thread_id: str, body: MessageCreate) -> dict[str, Any]:
+    """404 for an unknown thread, 400 while a run is active on it, else the new message."""
     async with db.write_core() as conn:
         await domain.ensure_can_add_message(conn, thread_id)
-        message = await domain.add_message(conn, thread_id, body)
-    return json_response(message)
+        return await domain.add_message(conn, thread_id, body)
 
 
-@router.get("", response_model=ListResponse[MessageObject])
-async def list_messages(
-    thread_id: str,
-    db: DatabaseDep,
-    page: PageDep,
-    run_id: Annotated[str | None, Query()] = None,
-) -> Any:
+async def page(
+    db: Database, thread_id: str, params: PageParams, run_id: str | None
+) -> dict[str, Any]:
+    """A page of the thread's messages; 404 for an unknown thread."""
     async with db.read_core() as conn:
         try:
-            listed = await domain.list_messages(conn, thread_id, page, run_id)
+            listed = await domain.list_messages(conn, thread_id, params, run_id)
         except InvalidRequest:
             await require_thread(conn, thread_id)  # an unknown thread is a 404 first
             raise
@@ -42,7 +44,22 @@ async def list_messages(
             # Messages exist only in threads that exist: the check costs a query only when
             # the page is empty.
             await require_thread(conn, thread_id)
-    return json_response(listed)
+    return listed
+
+
+@router.post("", response_model=MessageObject)
+async def create_message(thread_id: str, body: MessageCreate, db: DatabaseDep) -> Any:
+    return json_response(await create(db, thread_id, body))
+
+
+@router.get("", response_model=ListResponse[MessageObject])
+async def list_messages(
+    thread_id: str,
+    db: DatabaseDep,
+    params: PageDep,
+    run_id: Annotated[str | None, Query()] = None,
+) -> Any:
+    return json_response(await page(db, thread_id, params, run_id))
 
 
 @router.get("/{message_id}", response_model=MessageObject)
