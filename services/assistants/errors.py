@@ -157,6 +157,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         param = None
     elif first.get("type") == "missing" and len(loc) <= 1:
         message = "The request body is required."
+    elif param is None:
+        # The body as a whole: not an object, or not sent as JSON at all.
+        message = (
+            "The request body must be a JSON object, sent with 'Content-Type: application/json'."
+        )
     elif first.get("type") == "extra_forbidden":
         message = f"Unrecognized request argument supplied: {param}"
     else:

@@ -120,6 +120,17 @@ def test_bodies_that_are_not_json_objects(api: httpx.Client) -> None:
         assert response.json()["error"]["type"] == "invalid_request_error"
     broken = api.post("/assistants", content=b"{", headers={"Content-Type": "application/json"})
     assert "JSON" in broken.json()["error"]["message"]
+    # Not an object, or a JSON object sent without saying so: the body as a whole is wrong.
+    thread = api.post("/threads").json()["id"]
+    for content, content_type in ((b"[1, 2]", "application/json"), (b'{"role": "user"}', None)):
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = api.post(f"/threads/{thread}/messages", content=content, headers=headers)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["param"] is None
+        assert error["message"] == (
+            "The request body must be a JSON object, sent with 'Content-Type: application/json'."
+        )
     # An empty or absent body is a thread with nothing in it, as the SDK sends it.
     assert api.post("/threads").status_code == 200
 

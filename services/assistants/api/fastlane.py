@@ -73,8 +73,11 @@ class MessagesFastLane:
                 authorization = value
         if key is None and authorization is not None and authorization[:7].lower() == b"bearer ":
             key = authorization[7:].strip()
-        expected: bytes = self.state.settings.api_key.encode()
-        return bool(key) and hmac.compare_digest(key, expected)  # type: ignore[arg-type]
+        if not key:
+            return False
+        # As the routes see it: header bytes read as Latin-1 (Starlette), compared as UTF-8.
+        supplied = key.decode("latin-1").encode()
+        return hmac.compare_digest(supplied, self.state.settings.api_key.encode())
 
     async def _list(self, scope: Scope, receive: Receive, send: Send, thread_id: str) -> None:
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
@@ -123,10 +126,11 @@ def _page_params(query: dict[str, str]) -> PageParams | None:
 
 
 def _message_create(scope: Scope, body: bytes) -> MessageCreate | None:
-    """The request body as the route would take it, if it is JSON and valid (else None)."""
-    for name, value in scope["headers"]:
-        if name == b"content-type" and value.split(b";")[0].strip().lower() != b"application/json":
-            return None
+    """The request body as the route would take it, if it is JSON and valid (else None).
+    The routes read a body as JSON only when its Content-Type says so."""
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    if content_type.split(b";")[0].strip().lower() != b"application/json":
+        return None
     try:
         return MessageCreate.model_validate(loads(body))
     except (JSONDecodeError, ValidationError):
