@@ -152,16 +152,16 @@ class Database:
                 yield conn
             return
         conn = self._direct_readers.pop() if self._direct_readers else self._open_direct()
+        conn.begin()
         try:
-            conn.begin()
+            yield conn
+        finally:
             try:
-                yield conn
-            finally:
                 conn.rollback()
-        except BaseException:
-            conn.close()  # in an unknown state: not handed out again
-            raise
-        self._direct_readers.append(conn)
+            except BaseException:
+                conn.close()  # in an unknown state: not handed out again
+                raise
+            self._direct_readers.append(conn)
 
     @asynccontextmanager
     async def write_core(self) -> AsyncIterator[AsyncConnection | DirectSQLite]:

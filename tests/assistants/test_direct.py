@@ -4,6 +4,7 @@ execution layer gives, on a real migrated SQLite file."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -151,11 +152,19 @@ def test_failed_writes_roll_back_and_broken_readers_are_dropped(database: Databa
         async with database.read_core() as again:
             assert again is reader  # readers are reused
             assert [r[0] for r in (await again.execute(count)).all()] == ["msg_kept"]
+        # A read that fails (a 404, say) ends its transaction; the connection is reused.
         with pytest.raises(RuntimeError):
-            async with database.read_core() as broken:
+            async with database.read_core() as failed:
                 raise RuntimeError("mid-read")
+        assert isinstance(failed, DirectSQLite) and not failed.connection.in_transaction
+        async with database.read_core() as reused:
+            assert reused is failed
+        # One that cannot even roll back is closed, never handed out again.
+        with pytest.raises(sqlite3.ProgrammingError):
+            async with database.read_core() as closed:
+                closed.connection.close()
         async with database.read_core() as fresh:
-            assert fresh is not broken
+            assert fresh is not closed
         await database.dispose()
 
     asyncio.run(scenario())
