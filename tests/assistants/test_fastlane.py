@@ -165,6 +165,10 @@ def run_script(base_url: str) -> Transcript:
         )
         cased = b'{"role": "user", "content": "case"}'
         post("Application/JSON", 200, content=cased, headers=typed("Application/JSON"))
+        # Past 64 bits, an integer becomes a float on every route (as in JavaScript).
+        huge = b'{"role": "user", "content": "n", "attachments": [{"file_id": "f", '
+        huge += b'"tools": [{"type": "code_interpreter", "n": 123456789012345678901234567890}]}]}'
+        post("integer past 64 bits", 200, content=huge, headers=typed(JSON))
 
         # Accepted: lists and pages.
         get("defaults", 200)
@@ -207,6 +211,7 @@ def run_script(base_url: str) -> Transcript:
             ("extra field", b'{"role": "user", "content": "hi", "extra": 1}'),
             ("metadata not strings", b'{"role": "user", "content": "hi", "metadata": {"a": 1}}'),
             ("NUL in content", b'{"role": "user", "content": "a\\u0000b"}'),
+            ("lone surrogate", b'{"role": "user", "content": "a\\ud800b"}'),
         ]:
             post(name, 400, content=body, headers=typed(JSON))
         system = b'{"role": "system", "content": "hi"}'

@@ -135,6 +135,27 @@ def test_bodies_that_are_not_json_objects(api: httpx.Client) -> None:
     assert api.post("/threads").status_code == 200
 
 
+def test_json_no_response_could_carry(api: httpx.Client) -> None:
+    """A lone surrogate is refused before anything is stored; an integer past 64 bits
+    becomes a float, as in JavaScript, and the object stays readable."""
+    surrogate = b'{"model": "m", "name": "a\\ud800b"}'
+    refused = api.post(
+        "/assistants", content=surrogate, headers={"Content-Type": "application/json"}
+    )
+    assert refused.status_code == 400, refused.text
+    assert "JSON" in refused.json()["error"]["message"]
+    huge = {"type": "integer", "maximum": 2**70}
+    function = {"name": "f", "parameters": {"type": "object", "properties": {"n": huge}}}
+    created = api.post(
+        "/assistants", json={"model": "m", "tools": [{"type": "function", "function": function}]}
+    )
+    assert created.status_code == 200, created.text
+    stored = api.get(f"/assistants/{created.json()['id']}").json()
+    assert stored["tools"][0]["function"]["parameters"]["properties"]["n"]["maximum"] == float(
+        2**70
+    )
+
+
 def test_nul_characters_are_refused_on_every_database(api: httpx.Client) -> None:
     # PostgreSQL cannot store NUL; SQLite could, but the two must accept the same inputs.
     for body, param in [

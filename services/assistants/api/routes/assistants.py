@@ -10,8 +10,9 @@ from ...domain import assistants as domain
 from ...schemas.assistants import AssistantCreate, AssistantModify, AssistantObject
 from ...schemas.common import Deleted, ListResponse
 from ..deps import DatabaseDep, PageDep
+from ..json_route import JSONRoute
 
-router = APIRouter(prefix="/assistants", tags=["assistants"])
+router = APIRouter(prefix="/assistants", tags=["assistants"], route_class=JSONRoute)
 
 
 @router.post("", response_model=AssistantObject)

@@ -14,9 +14,10 @@ from ...pagination import PageParams
 from ...schemas.common import Deleted, ListResponse
 from ...schemas.threads import MessageCreate, MessageModify, MessageObject
 from ..deps import DatabaseDep, PageDep
+from ..json_route import JSONRoute
 from ..responses import json_response
 
-router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
+router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"], route_class=JSONRoute)
 
 
 # The two busiest operations, as plain functions: the routes below and the fast lane

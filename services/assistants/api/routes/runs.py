@@ -26,8 +26,9 @@ from ...schemas.runs import (
 )
 from ...tables import Run
 from ..deps import DatabaseDep, PageDep, SettingsDep
+from ..json_route import JSONRoute
 
-router = APIRouter(prefix="/threads", tags=["runs"])
+router = APIRouter(prefix="/threads", tags=["runs"], route_class=JSONRoute)
 
 # What runs.poll in the SDK waits between retrievals of an active run.
 POLL_AFTER_MS = "200"

@@ -10,8 +10,9 @@ from ...domain import threads as domain
 from ...schemas.common import Deleted
 from ...schemas.threads import ThreadCreate, ThreadModify, ThreadObject
 from ..deps import DatabaseDep
+from ..json_route import JSONRoute
 
-router = APIRouter(prefix="/threads", tags=["threads"])
+router = APIRouter(prefix="/threads", tags=["threads"], route_class=JSONRoute)
 
 
 @router.post("", response_model=ThreadObject)
