@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +14,6 @@ from typing import Any
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from orjson import JSONEncodeError
 from orjson import dumps as _dump_json
 from orjson import loads as _parse_json
 from sqlalchemy import event, pool, text
@@ -181,7 +179,12 @@ class Database:
                 yield conn
                 conn.commit()
             except BaseException:
-                conn.rollback()
+                try:
+                    conn.rollback()
+                except BaseException:
+                    self._direct_writer = None  # in an unknown state: open a new one next time
+                    conn.close()
+                    raise
                 raise
 
     def _open_direct(self) -> DirectSQLite:
@@ -242,12 +245,10 @@ def _json_loads(text: str) -> Any:
 
 
 def _json_dumps(value: Any) -> str:
-    """JSON columns as SQLite stores them: orjson, 10x faster than json, for what it can
-    encode; the rest (integers past 64 bits) as json writes them."""
-    try:
-        return _dump_json(value).decode()
-    except JSONEncodeError:
-        return json.dumps(value, allow_nan=False)
+    """JSON columns as SQLite stores them, by orjson (10x faster than json): what it cannot
+    write (an integer past 64 bits) no response could carry either, so it is refused here,
+    before it is stored, not on every later read."""
+    return _dump_json(value).decode()
 
 
 class InlineSQLiteDialect(SQLiteDialect_pysqlite):

@@ -153,7 +153,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     loc = tuple(first.get("loc", ()))
     param = _param_of(loc, exc.body if loc[:1] == ("body",) else None)
     if first.get("type") == "json_invalid":
-        message = "We could not parse the JSON body of your request."
+        reason = first.get("ctx", {}).get("error")
+        message = "We could not parse the JSON body of your request" + (
+            f": {reason}." if reason else "."
+        )
         param = None
     elif first.get("type") == "missing" and len(loc) <= 1:
         message = "The request body is required."

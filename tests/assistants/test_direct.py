@@ -52,8 +52,7 @@ def database(tmp_path: Path) -> Database:
 def test_values_round_trip_between_the_direct_path_and_the_orm(database: Database) -> None:
     tricky = {
         "content": [{"type": "text", "text": {"value": 'é ✓ \u2028 "q"', "annotations": []}}],
-        # orjson cannot encode integers past 64 bits; json writes them instead.
-        "attachments": [{"file_id": "file_1", "tools": [{"n": 2**70, "x": 1.5, "e": []}]}],
+        "attachments": [{"file_id": "file_1", "tools": [{"n": 2**63, "x": 1.5, "e": []}]}],
         "metadata": {"k": "v"},
         "incomplete_details": None,
     }
@@ -84,6 +83,15 @@ def test_values_round_trip_between_the_direct_path_and_the_orm(database: Databas
             assert record["attachments"] == stored.attachments == tricky["attachments"]
             assert record["metadata"] == stored.metadata_ == {"k": "v"}
             assert record["incomplete_details"] is stored.incomplete_details is None
+        # What no response could carry is refused before it is stored.
+        unservable = {"attachments": [{"file_id": "f", "tools": [{"n": 2**70}]}]}
+        with pytest.raises(TypeError, match="64-bit"):
+            async with database.write_core() as conn:
+                await conn.execute(insert(messages), _message("msg_big", "thread_a", **unservable))
+        async with database.read_core() as conn:
+            assert (
+                await conn.scalar(select(messages.c.id).where(messages.c.id == "msg_big")) is None
+            )
         await database.dispose()
 
     asyncio.run(scenario())
@@ -152,6 +160,14 @@ def test_failed_writes_roll_back_and_broken_readers_are_dropped(database: Databa
         async with database.read_core() as again:
             assert again is reader  # readers are reused
             assert [r[0] for r in (await again.execute(count)).all()] == ["msg_kept"]
+        # A writer that cannot even roll back is replaced.
+        with pytest.raises(sqlite3.ProgrammingError):
+            async with database.write_core() as lost:
+                lost.connection.close()
+                raise RuntimeError("after the connection broke")
+        async with database.write_core() as replaced:
+            assert replaced is not lost
+            await replaced.execute(insert(messages), _message("msg_after", "thread_c"))
         # A read that fails (a 404, say) ends its transaction; the connection is reused.
         with pytest.raises(RuntimeError):
             async with database.read_core() as failed:

@@ -212,6 +212,13 @@ def run_script(base_url: str) -> Transcript:
             ("metadata not strings", b'{"role": "user", "content": "hi", "metadata": {"a": 1}}'),
             ("NUL in content", b'{"role": "user", "content": "a\\u0000b"}'),
             ("lone surrogate", b'{"role": "user", "content": "a\\ud800b"}'),
+            (
+                "nested 100 deep",
+                b'{"role": "user", "content": "a", "attachments": [{"file_id": "f", "tools": '
+                + b"[" * 100
+                + b"]" * 100
+                + b"}]}",
+            ),
         ]:
             post(name, 400, content=body, headers=typed(JSON))
         system = b'{"role": "system", "content": "hi"}'

@@ -6,6 +6,7 @@ import httpx
 import openai
 import pytest
 
+from services.assistants.api.json_route import MAX_DEPTH
 from tests.support.processes import ServiceProcess
 
 
@@ -151,9 +152,19 @@ def test_json_no_response_could_carry(api: httpx.Client) -> None:
     )
     assert created.status_code == 200, created.text
     stored = api.get(f"/assistants/{created.json()['id']}").json()
-    assert stored["tools"][0]["function"]["parameters"]["properties"]["n"]["maximum"] == float(
-        2**70
-    )
+    maximum = stored["tools"][0]["function"]["parameters"]["properties"]["n"]["maximum"]
+    assert maximum == float(2**70)
+    # Nesting: a deep JSON schema is fine; past MAX_DEPTH levels, the body is refused whole.
+    for depth, status in ((MAX_DEPTH - 10, 200), (MAX_DEPTH + 1, 400), (300, 400)):
+        nested: dict[str, object] = {"type": "string"}
+        for _ in range(depth):
+            nested = {"type": "array", "items": nested}
+        function = {"name": "f", "parameters": nested}
+        tools = [{"type": "function", "function": function}]
+        response = api.post("/assistants", json={"model": "m", "tools": tools})
+        assert response.status_code == status, (depth, response.text[:200])
+        if status == 400:
+            assert "nested more than" in response.json()["error"]["message"]
 
 
 def test_nul_characters_are_refused_on_every_database(api: httpx.Client) -> None:

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
+from json import JSONDecodeError
 from typing import Any
 from urllib.parse import parse_qsl
 
-from orjson import JSONDecodeError, dumps, loads
+from orjson import dumps
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 
 from ..errors import APIError, unstorable
 from ..pagination import PageParams
 from ..schemas.threads import MessageCreate
+from .json_route import parse_json
 from .routes import messages
 
 Scope = MutableMapping[str, Any]
@@ -132,7 +134,7 @@ def _message_create(scope: Scope, body: bytes) -> MessageCreate | None:
     if content_type.split(b";")[0].strip().lower() != b"application/json":
         return None
     try:
-        return MessageCreate.model_validate(loads(body))
+        return MessageCreate.model_validate(parse_json(body))
     except (JSONDecodeError, ValidationError):
         return None
 

@@ -1,24 +1,51 @@
 """Routes whose JSON bodies orjson parses, as the fast lane does, so every route takes the
-same JSON: what it cannot hold (a lone surrogate, which no response could carry) is a 400,
-and integers past 64 bits become floats, as in JavaScript."""
+same JSON, and only JSON a response can carry: a lone surrogate or nesting past
+``MAX_DEPTH`` is a 400, and integers past 64 bits become floats, as in JavaScript."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from json import JSONDecodeError
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from orjson import loads
 
-__all__ = ["JSONRoute"]
+__all__ = ["MAX_DEPTH", "JSONRoute", "parse_json"]
+
+# orjson writes at most ~250 levels; the API's own shapes need a handful, JSON schemas in
+# tool definitions a few dozen.
+MAX_DEPTH = 64
+
+
+def parse_json(body: bytes) -> Any:
+    """``body`` parsed; a ``JSONDecodeError`` (which FastAPI reports as invalid JSON) for
+    what is not JSON or nests deeper than ``MAX_DEPTH``."""
+    value = loads(body)
+    # Only a body with that many brackets can nest that deep: the walk is rarely needed.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise JSONDecodeError(f"JSON nested more than {MAX_DEPTH} levels deep", "", 0)
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest, level, pending = 0, 0, [(value, 1)]
+    while pending:
+        value, level = pending.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                pending.extend((item, level + 1) for item in value)
+    return deepest
 
 
 class _Request(Request):
     async def json(self) -> Any:
-        # orjson.JSONDecodeError is a json.JSONDecodeError: FastAPI reports it as invalid JSON.
         if not hasattr(self, "_json"):
-            self._json = loads(await self.body())
+            self._json = parse_json(await self.body())
         return self._json
 
 
