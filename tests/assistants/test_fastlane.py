@@ -165,6 +165,8 @@ def run_script(base_url: str) -> Transcript:
         )
         cased = b'{"role": "user", "content": "case"}'
         post("Application/JSON", 200, content=cased, headers=typed("Application/JSON"))
+        bom = b'\xef\xbb\xbf{"role": "user", "content": "bom"}'
+        post("UTF-8 byte order mark", 200, content=bom, headers=typed(JSON))
         # Past 64 bits, an integer becomes a float on every route (as in JavaScript).
         huge = b'{"role": "user", "content": "n", "attachments": [{"file_id": "f", '
         huge += b'"tools": [{"type": "code_interpreter", "n": 123456789012345678901234567890}]}]}'

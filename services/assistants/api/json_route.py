@@ -17,11 +17,14 @@ __all__ = ["MAX_DEPTH", "JSONRoute", "parse_json"]
 # orjson writes at most ~250 levels; the API's own shapes need a handful, JSON schemas in
 # tool definitions a few dozen.
 MAX_DEPTH = 64
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def parse_json(body: bytes) -> Any:
     """``body`` parsed; a ``JSONDecodeError`` (which FastAPI reports as invalid JSON) for
     what is not JSON or nests deeper than ``MAX_DEPTH``."""
+    if body.startswith(UTF8_BOM):  # which JSON senders must not add, but some do
+        body = body[len(UTF8_BOM) :]
     value = loads(body)
     # Only a body with that many brackets can nest that deep: the walk is rarely needed.
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
