@@ -21,7 +21,6 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -30,11 +29,15 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
 from .config import PROJECT_ROOT, ConfigError
-from .direct import DirectSQLite, StatementCache
+from .direct import DirectConnection, DirectPostgres, DirectSQLite, StatementCache
 
-__all__ = ["Database", "MigrationState", "alembic_config", "head_revision"]
+__all__ = ["Database", "MigrationState", "Statements", "alembic_config", "head_revision"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# What runs Core statements (``execute``, ``scalar``): an ORM session, or a connection
+# from ``read_core()`` / ``write_core()``.
+Statements = AsyncSession | DirectConnection
 
 
 def alembic_config(url: URL | None = None) -> AlembicConfig:
@@ -106,7 +109,9 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_owner: asyncio.Task[Any] | None = None
         # SQLite's Core paths run on connections of their own (see ``direct``).
-        self._statements = StatementCache(self.engine.dialect, _json_loads, _json_dumps)
+        self._statements = StatementCache(
+            self.engine.dialect, _json_loads if self.is_sqlite else None, _json_dumps
+        )
         self._direct_readers: list[DirectSQLite] = []
         self._direct_writer: DirectSQLite | None = None
 
@@ -138,13 +143,13 @@ class Database:
                 raise
 
     @asynccontextmanager
-    async def read_core(self) -> AsyncIterator[AsyncConnection | DirectSQLite]:
+    async def read_core(self) -> AsyncIterator[DirectConnection]:
         """A connection for Core statements (``execute``, ``scalar``) in a transaction
-        rolled back at the end: what ``read()`` gives without the session's bookkeeping, for
-        the busiest read paths. On SQLite the statements run directly on the driver."""
+        rolled back at the end: what ``read()`` gives without the session's bookkeeping,
+        for the busiest read paths. The statements run directly on the driver."""
         if not self.is_sqlite:
-            async with self.engine.connect() as conn:
-                yield conn
+            async with self._postgres() as conn:
+                yield conn  # the pool rolls back what a returned connection began
             return
         conn = self._direct_readers.pop() if self._direct_readers else self._open_direct()
         conn.begin()
@@ -159,13 +164,18 @@ class Database:
             self._direct_readers.append(conn)
 
     @asynccontextmanager
-    async def write_core(self) -> AsyncIterator[AsyncConnection | DirectSQLite]:
-        """``write()`` for Core statements: the same lock, BEGIN IMMEDIATE on SQLite,
-        commit on success and rollback on error. On SQLite the statements run directly on
-        the driver, on one connection kept for writes (writers take turns anyway)."""
+    async def write_core(self) -> AsyncIterator[DirectConnection]:
+        """``write()`` for Core statements, run directly on the driver: commit on success,
+        rollback on error. SQLite's take the write lock and BEGIN IMMEDIATE on one
+        connection kept for writes (writers take turns anyway)."""
         if not self.is_sqlite:
-            async with self.engine.connect() as conn, conn.begin():
-                yield conn
+            async with self._postgres() as conn:
+                try:
+                    yield conn
+                    await conn.connection.commit()
+                except BaseException:
+                    await conn.connection.rollback()
+                    raise
             return
         async with self._writer():
             if self._direct_writer is None:
@@ -183,6 +193,12 @@ class Database:
                     conn.close()
                     raise
                 raise
+
+    @asynccontextmanager
+    async def _postgres(self) -> AsyncIterator[DirectPostgres]:
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            yield DirectPostgres(raw.driver_connection, self._statements)
 
     def _open_direct(self) -> DirectSQLite:
         dialect = self.engine.dialect

@@ -1,5 +1,5 @@
-"""Core statements run directly on sqlite3: the same SQL, parameters and values as SQLAlchemy's
-execution layer gives, on a real migrated SQLite file."""
+"""Core statements run directly on the driver: the same SQL, parameters and values as
+SQLAlchemy's execution layer gives, on a real migrated SQLite file and PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError
 
+from services.assistants.config import resolve_database_url
 from services.assistants.db import Database
-from services.assistants.direct import CACHE_LIMIT, DirectSQLite
+from services.assistants.direct import CACHE_LIMIT, DirectPostgres, DirectSQLite
 from services.assistants.domain.messages import ensure_can_add_message
 from services.assistants.errors import InvalidRequest, NotFound
 from services.assistants.tables import Message, Run, Thread
+from tests.support.databases import fresh_postgres, postgres_admin_url
 from tests.support.processes import migrate
 
 messages, threads = Message.__table__, Thread.__table__
@@ -196,3 +199,38 @@ def test_statement_cache_is_bounded(database: Database) -> None:
         await database.dispose()
 
     asyncio.run(scenario())
+
+
+def test_postgres_runs_the_same_statements_directly(tmp_path: Path) -> None:
+    if postgres_admin_url() is None:
+        pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL to test against")
+
+    async def scenario(database: Database) -> None:
+        async with database.write() as session:
+            session.add(Thread(id="thread_p", created_at=1, metadata_={}, tool_resources={}))
+        tricky = {"content": [{"type": "text", "text": {"value": "é ✓", "annotations": []}}]}
+        async with database.write_core() as conn:
+            assert isinstance(conn, DirectPostgres)
+            await conn.execute(insert(messages), _message("msg_kept", "thread_p", **tricky))
+            await ensure_can_add_message(conn, "thread_p")  # the IN list, by name
+        with pytest.raises(RuntimeError):
+            async with database.write_core() as conn:
+                await conn.execute(insert(messages), _message("msg_lost", "thread_p"))
+                raise RuntimeError("after the insert")
+        # The driver's errors come out as SQLAlchemy's: a NUL is a DataError (a 400).
+        with pytest.raises(DataError):
+            async with database.read_core() as conn:
+                await conn.scalar(select(threads.c.seq).where(threads.c.id == "thread\x00p"))
+        async with database.read() as session:
+            stored = (await session.scalars(select(Message))).all()
+        assert [(m.id, m.content, m.metadata_) for m in stored] == [
+            ("msg_kept", tricky["content"], {})
+        ]
+        async with database.read_core() as conn:
+            rows = (await conn.execute(select(messages.c.id, messages.c.content))).all()
+        assert [tuple(row) for row in rows] == [("msg_kept", tricky["content"])]
+        await database.dispose()
+
+    with fresh_postgres() as url:
+        migrate(url)
+        asyncio.run(scenario(Database(resolve_database_url(url))))

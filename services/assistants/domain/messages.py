@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
+from ..db import Statements
 from ..errors import InvalidRequest, not_found
 from ..ids import new_id
 from ..pagination import PageParams, fetch_page
@@ -79,7 +80,7 @@ _THREAD_AND_ACTIVE_RUN = select(
 ).where(_threads.id == bindparam("thread_id"))
 
 
-async def ensure_can_add_message(session: AsyncSession | AsyncConnection, thread_id: str) -> None:
+async def ensure_can_add_message(session: Statements, thread_id: str) -> None:
     """404 for an unknown thread, 400 while a run is active on it: both in one query."""
     row = (await session.execute(_THREAD_AND_ACTIVE_RUN, {"thread_id": thread_id})).first()
     if row is None:
@@ -94,7 +95,7 @@ _COLUMN_OF = {prop.key: prop.columns[0].name for prop in sa_inspect(Message).col
 
 
 async def add_message(
-    session: AsyncSession | AsyncConnection,
+    session: Statements,
     thread_id: str,
     body: MessageCreate,
     *,
@@ -161,7 +162,7 @@ async def delete_message(session: AsyncSession, thread_id: str, message_id: str)
 
 
 async def list_messages(
-    session: AsyncSession | AsyncConnection,
+    session: Statements,
     thread_id: str,
     params: PageParams,
     run_id: str | None = None,
