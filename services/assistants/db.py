@@ -29,7 +29,13 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
 from .config import PROJECT_ROOT, ConfigError
-from .direct import DirectConnection, DirectPostgres, DirectSQLite, StatementCache
+from .direct import (
+    DirectConnection,
+    DirectPostgres,
+    DirectSQLite,
+    StatementCache,
+    begin_immediate,
+)
 
 __all__ = ["Database", "MigrationState", "Statements", "alembic_config", "head_revision"]
 
@@ -179,9 +185,11 @@ class Database:
             return
         async with self._writer():
             if self._direct_writer is None:
-                self._direct_writer = self._open_direct()
+                # Only ever in a transaction begun by begin_immediate(), which waits for
+                # other processes itself; holding the write lock, it never waits again.
+                self._direct_writer = self._open_direct(busy_timeout_ms=0)
             conn = self._direct_writer
-            conn.begin(immediate=True)
+            await conn.begin_immediate(SQLITE_BUSY_TIMEOUT_MS / 1000)
             try:
                 yield conn
                 conn.commit()
@@ -200,11 +208,11 @@ class Database:
             raw = await conn.get_raw_connection()
             yield DirectPostgres(raw.driver_connection, self._statements)
 
-    def _open_direct(self) -> DirectSQLite:
+    def _open_direct(self, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> DirectSQLite:
         dialect = self.engine.dialect
         args, kwargs = dialect.create_connect_args(self.engine.url)
         connection = sqlite3.connect(*args, **kwargs)
-        _configure_sqlite(connection)
+        _configure_sqlite(connection, busy_timeout_ms)
         return DirectSQLite(connection, self._statements)
 
     def _writer(self) -> AbstractAsyncContextManager[object]:
@@ -330,12 +338,14 @@ def _current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def _configure_sqlite(connection: sqlite3.Connection) -> None:
+def _configure_sqlite(
+    connection: sqlite3.Connection, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     # No implicit transactions: BEGIN is ours to emit, so writes can say IMMEDIATE.
     connection.isolation_level = None
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     # NORMAL is durable across application crashes in WAL mode; only power loss can
     # roll back the last transactions.
@@ -351,4 +361,13 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if immediate and in_greenlet():
+            # Waits on another process's write by sleeping on the event loop, not in SQLite.
+            sqlite = conn.connection.driver_connection
+            sqlite.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+            try:
+                await_(begin_immediate(sqlite, SQLITE_BUSY_TIMEOUT_MS / 1000))  # type: ignore[arg-type]
+            finally:
+                sqlite.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # type: ignore[union-attr]
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -5,7 +5,9 @@ costs ten times what SQLite does (creating a message: ~440 us through AsyncConne
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -197,8 +199,11 @@ class DirectSQLite(DirectConnection):
     async def _run(self, compiled: Compiled, arguments: Any) -> list[Any]:
         return self.connection.execute(compiled.sql, arguments).fetchall()
 
-    def begin(self, *, immediate: bool = False) -> None:
-        self.connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    def begin(self) -> None:
+        self.connection.execute("BEGIN")
+
+    async def begin_immediate(self, timeout: float) -> None:
+        await begin_immediate(self.connection, timeout)
 
     def commit(self) -> None:
         self.connection.execute("COMMIT")
@@ -209,3 +214,21 @@ class DirectSQLite(DirectConnection):
 
     def close(self) -> None:
         self.connection.close()
+
+
+async def begin_immediate(connection: sqlite3.Connection, timeout: float) -> None:
+    """BEGIN IMMEDIATE on a connection whose busy timeout is 0, waiting up to ``timeout``
+    seconds for another process's write to end without holding up the event loop:
+    SQLite's own busy handler would sleep inside the call, and every request with it, for
+    as long as that write lasts (a migration, say)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -153,5 +155,39 @@ def test_unreachable_postgres_is_503(tmp_path: Path) -> None:
         assert refused.status_code == 503
         assert "unreachable" in refused.json()["error"]["message"]
         assert service.proc.poll() is None
+    finally:
+        service.stop()
+
+
+def test_another_process_writing_holds_up_only_writers(tmp_path: Path) -> None:
+    """While another process holds SQLite's write lock (a migration, a script), reads and
+    /health still answer; writes, through the fast lane and through the ORM, wait for the
+    lock and then succeed."""
+    database = tmp_path / "assistants.db"
+    url = f"sqlite:///{database}"
+    migrate(url)
+    service = start_assistants(url, tmp_path / "service.log")
+    try:
+        api = httpx.Client(base_url=f"{service.base_url}/v1", headers=HEADERS, timeout=20)
+        thread = api.post("/threads").json()["id"]
+        messages = f"/threads/{thread}/messages"
+        other = sqlite3.connect(database, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            writes = [
+                pool.submit(api.post, messages, json={"role": "user", "content": "waited"}),
+                pool.submit(api.post, "/threads", json={"metadata": {"k": "v"}}),
+            ]
+            # Reads go on while the writes wait (the event loop is not stuck in SQLite).
+            assert wait_until(lambda: api.get(messages).status_code == 200)
+            assert httpx.get(f"{service.base_url}/health", timeout=10).status_code == 200
+            assert not any(write.done() for write in writes), [w.result() for w in writes]
+            other.execute("COMMIT")
+            statuses = [write.result(timeout=20).status_code for write in writes]
+        other.close()
+        assert statuses == [200, 200]
+        assert [m["content"][0]["text"]["value"] for m in api.get(messages).json()["data"]] == [
+            "waited"
+        ]
     finally:
         service.stop()
