@@ -79,7 +79,8 @@ class MigrationState:
 
 
 class Database:
-    """One engine per process; ``read()`` and ``write()`` hand out sessions."""
+    """One engine per process; ``read()`` and ``write()`` hand out sessions,
+    ``read_core()`` and ``write_core()`` direct connections for the busiest paths."""
 
     def __init__(self, url: URL, *, pool_size: int = 20) -> None:
         self.url = url
@@ -107,14 +108,13 @@ class Database:
         if self.is_sqlite:
             _tune_sqlite(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # The same pool; its connections begin with BEGIN IMMEDIATE on SQLite.
-        self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         # SQLite has one writer at a time. Writers of this process queue here, in order,
         # rather than in SQLite's busy handler, which sleeps and retries (long, unfair
         # tails) and, with the inline driver, would hold up the event loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_owner: asyncio.Task[Any] | None = None
-        # SQLite's Core paths run on connections of their own (see ``direct``).
+        # The Core paths run directly on the driver (see ``direct``); SQLite's on
+        # connections of their own, PostgreSQL's on the pool's.
         self._statements = StatementCache(
             self.engine.dialect, _json_loads if self.is_sqlite else None, _json_dumps
         )
