@@ -36,17 +36,6 @@ class Timeouts(BaseModel):
     heartbeat: PositiveFloat = 10.0
 
 
-class PartialTimeouts(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    connect: PositiveFloat | None = None
-    first_token: PositiveFloat | None = None
-    idle: PositiveFloat | None = None
-    response: PositiveFloat | None = None
-    hold_headers: PositiveFloat | None = None
-    heartbeat: PositiveFloat | None = None
-
-
 class BackendConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -59,7 +48,8 @@ class BackendConfig(BaseModel):
     models: list[str] = Field(default_factory=list)
     keep_alive: str | int | None = None
     num_ctx: int | None = Field(None, gt=0)
-    timeouts: PartialTimeouts = Field(default_factory=PartialTimeouts)
+    # Only the fields set here override the config-wide timeouts.
+    timeouts: Timeouts = Field(default_factory=Timeouts)
     resolved_timeouts: Timeouts = Field(default_factory=Timeouts, exclude=True)
 
     def key(self) -> str | None:
@@ -114,7 +104,7 @@ def load_routing_config(settings: Settings) -> RoutingConfig:
             backend.url = ollama_url(settings.ollama_host)
     _check(config, settings.config_path)
     for backend in config.backends.values():
-        overrides = backend.timeouts.model_dump(exclude_none=True)
+        overrides = backend.timeouts.model_dump(include=backend.timeouts.model_fields_set)
         backend.resolved_timeouts = config.timeouts.model_copy(update=overrides)
     return config
 
