@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import fcntl
 import json
 import os
@@ -44,11 +43,9 @@ __all__ = [
 ]
 
 _PR_SET_PDEATHSIG = 1
-_libc = (
-    ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    if sys.platform.startswith("linux")
-    else None
-)
+# dlopen(NULL): the interpreter's own symbols, libc's prctl among them. find_library("c")
+# would run `ldconfig -p` in a subprocess on every `stack` command just to name the same file.
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 def _child_setup(parent: int) -> None:
