@@ -27,6 +27,7 @@ DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
 
 
 def run_object(row: Run) -> dict[str, Any]:
+    """The run as OpenAI shows it, which reports usage only once a run has ended."""
     return {
         "id": row.id,
         "object": "thread.run",
@@ -46,7 +47,7 @@ def run_object(row: Run) -> dict[str, Any]:
         "instructions": row.instructions,
         "tools": row.tools or [],
         "metadata": row.metadata_ or {},
-        "usage": row.usage,
+        "usage": row.usage if row.status in TERMINAL_STATUSES else None,
         "temperature": row.temperature,
         "top_p": row.top_p,
         "max_prompt_tokens": row.max_prompt_tokens,

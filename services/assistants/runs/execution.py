@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
 from ..domain.messages import message_object, text_content
-from ..domain.runs import TERMINAL_STATUSES, mark_cancelled, step_object
+from ..domain.runs import TERMINAL_STATUSES, mark_cancelled, run_object, step_object
 from ..tables import Message, Run, RunStep
 from . import claims
 from .events import Event, EventBus
-from .objects import add_usage, message_rows, new_step, public_run
+from .objects import add_usage, message_rows, new_step
 from .prompt import PromptTooLong, build_request, run_history, thread_history
 from .toolcalls import ToolCalls
 from .upstream import UpstreamFailure
@@ -127,7 +127,7 @@ class RunExecution:
             return
         run = self.run = started.run
         self.turn.placeholder = started.prepared
-        self.emit("thread.run.in_progress", public_run(run))
+        self.emit("thread.run.in_progress", run_object(run))
         budget = None
         if run.max_completion_tokens is not None:
             used = (run.usage or {}).get("completion_tokens", 0)
@@ -174,7 +174,7 @@ class RunExecution:
         async with self.db.read() as session:
             row = await session.scalar(select(Run).where(Run.id == self.run_id))
         if row is not None and row.status in (*TERMINAL_STATUSES, "requires_action"):
-            self.emit(f"thread.run.{row.status}", public_run(row))
+            self.emit(f"thread.run.{row.status}", run_object(row))
 
     # -- the model turn -------------------------------------------------------------------
 
@@ -379,7 +379,7 @@ class RunExecution:
                     run.failed_at = stamp
                     code, message = error or ("server_error", "The run failed.")
                     run.last_error = {"code": code, "message": message}
-            events.append((f"thread.run.{run.status}", public_run(run)))
+            events.append((f"thread.run.{run.status}", run_object(run)))
         for name, data in events:
             self.emit(name, data)
 

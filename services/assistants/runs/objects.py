@@ -1,22 +1,14 @@
-"""Rows a run's execution creates and the objects its events carry."""
+"""Rows a run's execution creates, and the usage totals it keeps."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..clock import now
-from ..domain.runs import TERMINAL_STATUSES, run_object
 from ..ids import new_id
 from ..tables import Message, Run, RunStep
 
-__all__ = ["add_usage", "message_rows", "new_step", "public_run"]
-
-
-def public_run(row: Run) -> dict[str, Any]:
-    obj = run_object(row)
-    if row.status not in TERMINAL_STATUSES:
-        obj["usage"] = None  # OpenAI reports usage only once a run has ended
-    return obj
+__all__ = ["add_usage", "message_rows", "new_step"]
 
 
 def add_usage(total: dict[str, int] | None, more: dict[str, Any] | None) -> dict[str, int] | None:

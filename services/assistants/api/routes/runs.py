@@ -14,7 +14,7 @@ from ...domain.threads import create_thread, require_thread, thread_object
 from ...runs.claims import Started, start_created_run
 from ...runs.events import Event, sse_stream
 from ...runs.executor import RunExecutor
-from ...runs.objects import message_rows, public_run
+from ...runs.objects import message_rows
 from ...schemas.common import ListResponse, dump_optional
 from ...schemas.runs import (
     RunCreate,
@@ -67,7 +67,7 @@ async def _create_run(
         owner=executor.worker if body.stream else None,
         lease_seconds=settings.run_lease_seconds,
     )
-    queued = public_run(row)
+    queued = domain.run_object(row)
     created: list[Event] = [("thread.run.created", queued), ("thread.run.queued", queued)]
     if not body.stream:
         return row, created, None
@@ -93,7 +93,7 @@ async def create_thread_and_run(
     if body.stream:
         return _stream(executor, row.id, prelude, started)
     executor.wake()
-    return public_run(row)
+    return domain.run_object(row)
 
 
 @router.post("/{thread_id}/runs", response_model=RunObject)
@@ -111,18 +111,14 @@ async def create_run(
     if body.stream:
         return _stream(executor, row.id, prelude, started)
     executor.wake()
-    return public_run(row)
+    return domain.run_object(row)
 
 
 @router.get("/{thread_id}/runs", response_model=ListResponse[RunObject])
 async def list_runs(thread_id: str, db: DatabaseDep, page: PageDep) -> Any:
     async with db.read() as session:
         await require_thread(session, thread_id)
-        listing = await domain.list_runs(session, thread_id, page)
-    for obj in listing["data"]:
-        if obj["status"] not in domain.TERMINAL_STATUSES:
-            obj["usage"] = None
-    return listing
+        return await domain.list_runs(session, thread_id, page)
 
 
 @router.get("/{thread_id}/runs/{run_id}", response_model=RunObject)
@@ -130,13 +126,13 @@ async def retrieve_run(thread_id: str, run_id: str, db: DatabaseDep, response: R
     async with db.read() as session:
         row = await domain.get_run(session, thread_id, run_id)
     response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
-    return public_run(row)
+    return domain.run_object(row)
 
 
 @router.post("/{thread_id}/runs/{run_id}", response_model=RunObject)
 async def modify_run(thread_id: str, run_id: str, body: RunModify, db: DatabaseDep) -> Any:
     async with db.write() as session:
-        return public_run(await domain.modify_run(session, thread_id, run_id, body))
+        return domain.run_object(await domain.modify_run(session, thread_id, run_id, body))
 
 
 @router.post("/{thread_id}/runs/{run_id}/cancel", response_model=RunObject)
@@ -146,7 +142,7 @@ async def cancel_run(thread_id: str, run_id: str, request: Request, db: Database
     if tell_executor:
         # Other replicas learn of it from the database at their next heartbeat.
         _executor(request).request_cancel(run_id)
-    return public_run(row)
+    return domain.run_object(row)
 
 
 @router.post("/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=RunObject)
@@ -172,11 +168,11 @@ async def submit_tool_outputs(
     if body.stream:
         prelude: list[Event] = [
             ("thread.run.step.completed", domain.step_object(step)),
-            ("thread.run.queued", public_run(row)),
+            ("thread.run.queued", domain.run_object(row)),
         ]
         return _stream(executor, row.id, prelude)
     executor.wake()
-    return public_run(row)
+    return domain.run_object(row)
 
 
 @router.get("/{thread_id}/runs/{run_id}/steps", response_model=ListResponse[RunStepObject])
