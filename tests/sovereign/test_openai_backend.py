@@ -83,12 +83,6 @@ def stack() -> Iterator[tuple[Any, Sovereign]]:
             yield up, sovereign
 
 
-@pytest.fixture
-def client(stack: tuple[Any, Sovereign]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack[1].base_url, timeout=15) as c:
-        yield c
-
-
 def chat(case: str, stream: bool = False, **extra: Any) -> dict[str, Any]:
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": f"hi {case}"}]}
     return {**body, "stream": stream, **extra}
