@@ -96,7 +96,6 @@ async def _command(
     try:
         code = await asyncio.wait_for(asyncio.shield(proc.exited), timeout)
     except TimeoutError:
-        procs.kill_group(proc.pid)
         return False, f"command probe timed out after {timeout:g}s"
     finally:
         procs.kill_group(proc.pid)  # and whatever it left behind, which also closes the pipe

@@ -36,7 +36,6 @@ __all__ = [
     "Watchdog",
     "daemonize",
     "group_alive",
-    "kill_tree",
     "pid_alive",
     "signal_group",
     "spawn",
@@ -107,9 +106,7 @@ def signal_group(pgid: int, sig: int) -> bool:
     """Send sig to a process group; False when the group is gone."""
     try:
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    except (ProcessLookupError, PermissionError):
         return False
     return True
 
@@ -190,13 +187,6 @@ def unlock(fd: int) -> None:
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def kill_tree(pids: Sequence[int], sig: int = signal.SIGKILL) -> None:
-    """Signal processes that left their group (setsid'd grandchildren) by pid."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
 
 
 class Watchdog:
