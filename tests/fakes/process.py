@@ -61,6 +61,15 @@ class FakeUpstream:
                 return seen
             time.sleep(0.05)
 
+    def cancelled(self, marker: str, timeout: float) -> bool:
+        """Whether the last request whose body holds `marker` was cut off (waiting for it)."""
+
+        def cut_off(requests: list[dict[str, Any]]) -> bool:
+            mine = [r for r in requests if marker in json.dumps(r["body"])]
+            return bool(mine) and mine[-1].get("cancelled") is True
+
+        return cut_off(self.wait_for(cut_off, timeout))
+
     def stop(self) -> None:
         stop_process(self.proc, grace=5)
 
