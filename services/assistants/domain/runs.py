@@ -86,10 +86,9 @@ async def create_run(
     body: RunParameters,
     *,
     expiry_seconds: int,
-    owner: str | None = None,
-    lease_seconds: float = 0.0,
 ) -> Run:
-    """Insert a queued run; ``owner`` claims it for the caller's worker (streamed runs)."""
+    """Add a queued run; a streamed one is then started in the same transaction
+    (``runs.claims.start_created_run``), which also makes it the caller's."""
     assistant = await get_assistant(session, body.assistant_id)
     # Lock the thread so two concurrent creations cannot both pass the one-active-run check.
     thread = await session.scalar(select(Thread).where(Thread.id == thread_id).with_for_update())
@@ -122,8 +121,6 @@ async def create_run(
         tool_choice=dump_optional(body.tool_choice) or "auto",
         parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         response_format=dump_optional(body.response_format) or assistant.response_format or "auto",
-        worker_id=owner,
-        lease_expires_at=time.time() + lease_seconds if owner else None,
         attempts=0,
     )
     # Added, not flushed: a streamed run is started before the transaction ends, and one

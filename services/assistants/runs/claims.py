@@ -120,7 +120,7 @@ async def start_created_run(
     run.started_at = now()
     run.worker_id = worker
     run.lease_expires_at = time.time() + lease
-    run.attempts = (run.attempts or 0) + 1
+    run.attempts += 1
     return await _load(session, run, prepare, fresh=True)
 
 

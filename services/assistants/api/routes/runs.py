@@ -60,12 +60,7 @@ async def _create_run(
     """Create a run; start it at once when streamed. Returns the run, its creation events
     (as it was when queued) and, when streamed, what its execution needs."""
     row = await domain.create_run(
-        session,
-        thread_id,
-        body,
-        expiry_seconds=settings.run_expiry_seconds,
-        owner=executor.worker if body.stream else None,
-        lease_seconds=settings.run_lease_seconds,
+        session, thread_id, body, expiry_seconds=settings.run_expiry_seconds
     )
     queued = domain.run_object(row)
     created: list[Event] = [("thread.run.created", queued), ("thread.run.queued", queued)]
