@@ -7,6 +7,7 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
+from starlette.datastructures import Headers
 
 from ..config import Settings
 from ..db import Database
@@ -28,25 +29,34 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
 
-async def require_api_key(request: Request) -> None:
-    """The key, from X-API-Key or a Bearer token (what the SDK sends), compared in
-    constant time. Headers are read straight off the request: this runs on every call,
-    and /openapi.json documents both schemes as security schemes instead."""
-    settings: Settings = request.app.state.settings
-    headers = request.headers
+def supplied_key(headers: Headers) -> str | None:
+    """The key a request carries: X-API-Key, else a Bearer token (what the SDK sends)."""
     supplied = headers.get("x-api-key")
     authorization = headers.get("authorization")
     if supplied is None and authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer":
             supplied = token.strip()
+    return supplied
+
+
+def key_matches(supplied: str, settings: Settings) -> bool:
+    """``supplied`` is the configured key, compared in constant time."""
+    return hmac.compare_digest(supplied.encode(), settings.api_key.encode())
+
+
+async def require_api_key(request: Request) -> None:
+    """The key, from X-API-Key or a Bearer token. Headers are read straight off the
+    request: this runs on every call, and /openapi.json documents both schemes as
+    security schemes instead."""
+    supplied = supplied_key(request.headers)
     if not supplied:
         raise Unauthorized(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
             "or 'X-API-Key: <key>'.",
             code="missing_api_key",
         )
-    if not hmac.compare_digest(supplied.encode(), settings.api_key.encode()):
+    if not key_matches(supplied, request.app.state.settings):
         raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
 
 

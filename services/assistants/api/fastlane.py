@@ -11,7 +11,6 @@ validation error.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from json import JSONDecodeError
 from typing import Any
@@ -20,10 +19,12 @@ from urllib.parse import parse_qsl
 from orjson import dumps
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError
+from starlette.datastructures import Headers
 
 from ..errors import APIError, unstorable
 from ..pagination import PageParams
 from ..schemas.threads import MessageCreate
+from .deps import key_matches, supplied_key
 from .json_route import parse_json
 from .routes import messages
 
@@ -67,19 +68,8 @@ class MessagesFastLane:
         """The right key and a current schema; the routes explain anything else."""
         if not self.state.schema_ready:
             return False
-        key = authorization = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key" and key is None:
-                key = value
-            elif name == b"authorization" and authorization is None:
-                authorization = value
-        if key is None and authorization is not None and authorization[:7].lower() == b"bearer ":
-            key = authorization[7:].strip()
-        if not key:
-            return False
-        # As the routes see it: header bytes read as Latin-1 (Starlette), compared as UTF-8.
-        supplied = key.decode("latin-1").encode()
-        return hmac.compare_digest(supplied, self.state.settings.api_key.encode())
+        supplied = supplied_key(Headers(scope=scope))
+        return bool(supplied) and key_matches(supplied, self.state.settings)
 
     async def _list(self, scope: Scope, receive: Receive, send: Send, thread_id: str) -> None:
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
