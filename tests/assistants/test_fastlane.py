@@ -39,7 +39,6 @@ from tests.support.processes import (
     free_port,
     migrate,
     start_assistants,
-    wait_http,
     wait_until,
 )
 
@@ -307,10 +306,7 @@ def lane_and_routes(
             stack.callback(service.stop)
             services.append(service)
         for service in services:
-            try:
-                wait_http(f"{service.base_url}/health", proc=service.proc)
-            except Exception:
-                raise RuntimeError(f"assistants did not start:\n{service.log()}") from None
+            service.wait_started()
         yield services[0], services[1]
 
 

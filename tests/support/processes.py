@@ -66,6 +66,14 @@ class ServiceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_started(self) -> None:
+        """Until /health answers at all; if it never does, stopped, its log in the error."""
+        try:
+            wait_http(f"{self.base_url}/health", proc=self.proc)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"assistants did not start:\n{self.log()}") from None
+
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         if self.proc.poll() is None:
@@ -145,9 +153,5 @@ def start_assistants(
     log_file.close()
     service = ServiceProcess(proc=proc, port=port, log_path=log_path, env=full_env)
     if wait:
-        try:
-            wait_http(f"{service.base_url}/health", proc=proc)
-        except Exception:
-            service.stop()
-            raise RuntimeError(f"assistants did not start:\n{service.log()}") from None
+        service.wait_started()
     return service
