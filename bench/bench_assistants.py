@@ -161,7 +161,7 @@ def _summary(latencies: list[float], elapsed: float) -> Result:
 
 async def _load(
     port: int, make: Maker, seconds: float, concurrency: int
-) -> tuple[dict[str, Result], float, int]:
+) -> tuple[dict[str, Result], int]:
     latencies: dict[str, list[float]] = {}
     errors: list[str] = []
     started = time.perf_counter()
@@ -172,7 +172,7 @@ async def _load(
     elapsed = time.perf_counter() - started
     if errors:
         print(f"  {len(errors)} errors, first: {errors[0]}", file=sys.stderr)
-    return {k: _summary(v, elapsed) for k, v in latencies.items()}, elapsed, len(errors)
+    return {k: _summary(v, elapsed) for k, v in latencies.items()}, len(errors)
 
 
 def load(
@@ -181,7 +181,7 @@ def load(
     """Drive ``port`` for ``seconds``; per kind of request, throughput and latency, with
     the server's CPU time per request (robust to other load on the machine)."""
     cpu_before = sum(server.cpu_times()[:2])
-    results, _, errors = asyncio.run(_load(port, make, seconds, concurrency))
+    results, errors = asyncio.run(_load(port, make, seconds, concurrency))
     cpu = sum(server.cpu_times()[:2]) - cpu_before
     total = sum(r.count for r in results.values())
     for result in results.values():
