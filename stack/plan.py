@@ -41,11 +41,16 @@ class Plan:
                 p.sock = None
 
 
-Answers = Callable[[Service, int], Awaitable[bool]]
+Answers = Callable[[Service, int | None], Awaitable[bool]]
 
 
-async def probe_answers(svc: Service, port: int) -> bool:
-    """Whether something on `port` passes the service's own probe (to adopt it)."""
+def on_path(exe: str) -> bool:
+    return shutil.which(exe) is not None
+
+
+async def probe_answers(svc: Service, port: int | None) -> bool:
+    """Whether something on `port` passes the service's own probe (to adopt it, or to check
+    that an external service is up)."""
     if svc.probe is None:
         return False
     url = svc.url or f"http://{svc.host}:{port}"
@@ -54,12 +59,12 @@ async def probe_answers(svc: Service, port: int) -> bool:
 
 async def choose_variants(
     cfg: StackConfig,
-    installed: Callable[[str], bool] = lambda exe: shutil.which(exe) is not None,
+    installed: Callable[[str], bool] = on_path,
     answers: Answers = probe_answers,
 ) -> tuple[dict[str, Service], dict[str, Choice]]:
-    env = cfg.env
     """The first variant whose `when` holds (installed, or already answering where it may be
     adopted); a variant without `when` always holds."""
+    env = cfg.env
     services = dict(cfg.services)
     choices: dict[str, Choice] = {}
     for name, variants in cfg.variants.items():
@@ -139,13 +144,10 @@ def resolve_refs(services: dict[str, Service], ports: dict[str, PortPlan]) -> di
 
 
 async def make_plan(
-    cfg: StackConfig, installed: Callable[[str], bool] | None = None, answers: Answers | None = None
+    cfg: StackConfig, installed: Callable[[str], bool] = on_path, answers: Answers = probe_answers
 ) -> Plan:
     """Choose variants, resolve ports (binding sockets for `socket: inherit`), fill in refs."""
-    answers = answers or probe_answers
-    services, choices = await choose_variants(
-        cfg, installed or (lambda exe: shutil.which(exe) is not None), answers
-    )
+    services, choices = await choose_variants(cfg, installed, answers)
     order = dependency_order({n: list(s.depends_on) for n, s in services.items()})[0]
     requests = [
         PortRequest(
@@ -163,7 +165,7 @@ async def make_plan(
         resolved = resolve_refs(services, ports)
         for name, svc in resolved.items():
             # an external service must already answer: there is nothing to start
-            if svc.command is None and svc.probe and not await external_answers(svc):
+            if svc.command is None and svc.probe and not await probe_answers(svc, svc.port):
                 raise ExternalDown(
                     f"{name}: nothing to start, and {svc.url} does not answer its probe"
                 )
@@ -175,8 +177,3 @@ async def make_plan(
 
 class ExternalDown(Exception):
     """An external service (no command) that does not answer."""
-
-
-async def external_answers(svc: Service) -> bool:
-    assert svc.probe is not None
-    return (await check(ProbeTarget(svc.probe, svc.host, svc.port, svc.url)))[0]
