@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,8 +16,9 @@ from services.sovereign.routing import Router
 from services.sovereign.settings import Settings, ollama_url
 from tests.fakes.ollama_upstream import run_ollama_upstream
 from tests.fakes.openai_upstream import run_openai_upstream
-from tests.fakes.process import ROOT, bind_free_socket
+from tests.fakes.process import ROOT, stop_process
 from tests.fakes.sovereign import run_sovereign
+from tests.support.processes import free_port, wait_http
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -223,9 +223,7 @@ def test_example_config_loads_and_routes() -> None:
 
 
 def test_serves_on_host_and_port_from_the_environment() -> None:
-    sock = bind_free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # a tiny race with other processes, acceptable in a test
+    port = free_port()  # a tiny race with other processes, acceptable in a test
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SOVEREIGN_PORT": str(port)}
     env["OLLAMA_HOST"] = "127.0.0.1:9"
     proc = subprocess.Popen(
@@ -235,18 +233,12 @@ def test_serves_on_host_and_port_from_the_environment() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/health"
+        wait_http(url, timeout=20, proc=proc)
+        health = httpx.get(url, timeout=5).json()
         assert health["backends"]["ollama"]["url"] == "http://127.0.0.1:9"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_process(proc, grace=10)
 
 
 def test_settings_read_only_their_own_environment_names(monkeypatch) -> None:
