@@ -201,7 +201,9 @@ def config(file: Path) -> int:
     import yaml
 
     from stack.config import load
-    from stack.daemon import ExternalDown, InterpolationError, PortsExhausted, make_plan
+    from stack.interpolate import InterpolationError
+    from stack.plan import ExternalDown, make_plan
+    from stack.ports import PortsExhausted
 
     cfg = load(file)
     try:

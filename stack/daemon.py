@@ -17,14 +17,7 @@ from stack.ports import PortsExhausted
 from stack.runner import Emit, LinePrinter, Runner
 from stack.state import StackPaths, live_status
 
-__all__ = [
-    "ExternalDown",
-    "InterpolationError",
-    "PipeEmit",
-    "PortsExhausted",
-    "make_plan",
-    "supervise",
-]
+__all__ = ["PipeEmit", "supervise"]
 
 
 async def _supervise_async(
