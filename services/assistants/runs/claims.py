@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select, update
@@ -20,6 +19,7 @@ from ..clock import now
 from ..db import Database
 from ..domain.runs import end_open_steps, mark_cancelled
 from ..tables import Message, Run, RunStep
+from .objects import message_rows
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -72,26 +72,21 @@ async def claim_queued(db: Database, worker: str, limit: int, lease: float) -> l
 
 @dataclass
 class Started:
-    """A run just moved to in_progress, with what its prompt is built from."""
+    """A run just moved to in_progress, with what its prompt is built from.
+
+    ``prepared`` holds the rows of the message the model may write, inserted in the
+    starting transaction so that the first token costs no database round trip.
+    """
 
     run: Run
     thread_messages: list[Message]
     steps: list[RunStep]
     own_messages: dict[str, Message]
-    prepared: tuple[Message, RunStep] | None = None
+    prepared: tuple[Message, RunStep]
 
 
-Prepare = Callable[[Run], tuple[Message, RunStep]]
-
-
-async def start_run(
-    db: Database, run_id: str, worker: str, lease: float, prepare: Prepare | None = None
-) -> Started | None:
-    """queued (held by ``worker``) → in_progress; None when the run is no longer ours to start.
-
-    ``prepare`` makes the rows of the message the model may write, inserted in this same
-    transaction so that the first token costs no database round trip.
-    """
+async def start_run(db: Database, run_id: str, worker: str, lease: float) -> Started | None:
+    """queued (held by ``worker``) → in_progress; None when the run is no longer ours to start."""
     async with db.write() as session:
         result = await session.execute(
             update(Run)
@@ -108,12 +103,10 @@ async def start_run(
             return None
         run = await session.scalar(select(Run).where(Run.id == run_id))
         assert run is not None
-        return await _load(session, run, prepare)
+        return await _load(session, run)
 
 
-async def start_created_run(
-    session: AsyncSession, run: Run, worker: str, lease: float, prepare: Prepare | None = None
-) -> Started:
+async def start_created_run(session: AsyncSession, run: Run, worker: str, lease: float) -> Started:
     """Start a run inside the transaction that creates it (a streamed create): one round
     trip fewer before the first token."""
     run.status = "in_progress"
@@ -121,12 +114,10 @@ async def start_created_run(
     run.worker_id = worker
     run.lease_expires_at = time.time() + lease
     run.attempts += 1
-    return await _load(session, run, prepare, fresh=True)
+    return await _load(session, run, fresh=True)
 
 
-async def _load(
-    session: AsyncSession, run: Run, prepare: Prepare | None, *, fresh: bool = False
-) -> Started:
+async def _load(session: AsyncSession, run: Run, *, fresh: bool = False) -> Started:
     """What the run's prompt is built from: the thread, and what the run already did
     (nothing yet, when ``fresh``)."""
     messages = (
@@ -146,9 +137,8 @@ async def _load(
     own = {m.id: m for m in messages if m.run_id == run.id}
     # Empty messages are placeholders a crashed attempt left behind; they say nothing.
     thread = [m for m in messages if m.run_id != run.id and m.content]
-    prepared = prepare(run) if prepare else None
-    if prepared:
-        session.add_all(prepared)
+    prepared = message_rows(run)
+    session.add_all(prepared)
     return Started(run, thread, list(steps), own, prepared)
 
 

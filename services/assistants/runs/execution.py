@@ -120,7 +120,7 @@ class RunExecution:
 
     async def _execute(self) -> None:
         started = self.started or await claims.start_run(
-            self.db, self.run_id, self.worker, self.lease, prepare=message_rows
+            self.db, self.run_id, self.worker, self.lease
         )
         if started is None:
             await self._report_current_state()

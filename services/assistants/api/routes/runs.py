@@ -14,7 +14,6 @@ from ...domain.threads import create_thread, require_thread, thread_object
 from ...runs.claims import Started, start_created_run
 from ...runs.events import Event, sse_stream
 from ...runs.executor import RunExecutor
-from ...runs.objects import message_rows
 from ...schemas.common import ListResponse, dump_optional
 from ...schemas.runs import (
     RunCreate,
@@ -68,9 +67,7 @@ async def _create_run(
         return row, created, None
     # A streamed run starts in the transaction that creates it: its events flow from this
     # process, and the first token comes one database round trip sooner.
-    started = await start_created_run(
-        session, row, executor.worker, settings.run_lease_seconds, prepare=message_rows
-    )
+    started = await start_created_run(session, row, executor.worker, settings.run_lease_seconds)
     return row, created, started
 
 
