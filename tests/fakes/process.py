@@ -22,7 +22,15 @@ import httpx
 
 from services.serving import serve
 
-__all__ = ["FakeUpstream", "bind_free_socket", "run_fake", "serve_app_main", "stop_process"]
+__all__ = [
+    "FakeUpstream",
+    "bind_free_socket",
+    "run_fake",
+    "serve_app_main",
+    "spawn_child",
+    "stop_process",
+    "wait_healthy",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,47 +93,60 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
             proc.wait(timeout=5)
 
 
-@contextmanager
-def run_fake(module: str, script: Any, api_prefix: str) -> Iterator[FakeUpstream]:
-    """Run `python -m <module> --fd N --script FILE` until the block exits."""
+def spawn_child(
+    module: str, args: list[str], env: dict[str, str], **popen: Any
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`python -m <module> --fd N *args` serving a freshly bound free port: (process, port)."""
     sock = bind_free_socket()
     port = sock.getsockname()[1]
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(script, f)
-        script_path = f.name
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--fd", str(sock.fileno()), "--script", script_path],
+        [sys.executable, "-m", module, "--fd", str(sock.fileno()), *args],
         cwd=ROOT,
         env=env,
         pass_fds=(sock.fileno(),),
+        **popen,
     )
     sock.close()
+    return proc, port
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes], url: str, name: str, within: float, *, need_200: bool = True
+) -> None:
+    """Poll `url`/health until it answers (200, unless need_200 is False).
+
+    RuntimeError when the process exits first or `within` seconds pass.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}")
+        try:
+            status = httpx.get(f"{url}/health", timeout=5).status_code
+            if status == 200 or not need_200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} not ready within {within:g}s")
+        time.sleep(0.05)
+
+
+@contextmanager
+def run_fake(module: str, script: Any, api_prefix: str) -> Iterator[FakeUpstream]:
+    """Run `python -m <module> --fd N --script FILE` until the block exits."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(script, f)
+        script_path = f.name
+    proc, port = spawn_child(module, ["--script", script_path], dict(os.environ))
     fake = FakeUpstream(proc, port, api_prefix)
     try:
-        _wait_healthy(fake)
+        wait_healthy(proc, fake.url, "fake upstream", within=15)
         yield fake
     finally:
         fake.stop()
         os.unlink(script_path)
-
-
-def _wait_healthy(fake: FakeUpstream, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if fake.proc.poll() is not None:
-            raise RuntimeError(f"fake upstream exited with {fake.proc.returncode}")
-        try:
-            if httpx.get(f"{fake.url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    fake.stop()
-    raise RuntimeError("fake upstream did not become healthy")
 
 
 def serve_app_main(build_app: Any, argv: list[str] | None = None) -> None:

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-import httpx
 import yaml
 
-from tests.fakes.process import ROOT, bind_free_socket, stop_process
+from tests.fakes.process import spawn_child, stop_process, wait_healthy
 
 __all__ = ["Sovereign", "run_embedded", "run_service", "run_sovereign"]
 
@@ -74,34 +71,14 @@ def run_service(
     module: str, env: dict[str, str], ready_within: float, need_200: bool = False
 ) -> Iterator[Sovereign]:
     """`python -m <module> --fd N` with a free port; ready when /health answers (200)."""
-    sock = bind_free_socket()
-    port = sock.getsockname()[1]
-    env = {**env, "PYTHONPATH": str(ROOT)}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--fd", str(sock.fileno())],
-        cwd=ROOT,
-        env=env,
-        pass_fds=(sock.fileno(),),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    sock.close()
+    proc, port = spawn_child(module, [], env, stdout=log, stderr=subprocess.STDOUT)
     server = Sovereign(proc, f"http://127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + ready_within
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{module} exited: {server.output()[-2000:]}")
-            try:
-                status = httpx.get(server.url + "/health", timeout=5).status_code
-                if status == 200 or not need_200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{module} not ready in {ready_within}s: {server.output()}")
-            time.sleep(0.05)
+        try:
+            wait_healthy(proc, server.url, module, ready_within, need_200=need_200)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {server.output()[-2000:]}") from None
         yield server
     finally:
         stop_process(proc, grace=10)
