@@ -22,7 +22,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,6 +100,18 @@ async def spawn(
     process = asyncio.subprocess.Process(transport, protocol, loop)
     assert process.stdout is not None
     return Child(process.pid, process.stdout, exited, process)
+
+
+async def output_lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
+    """A child's output, line by line, decoded and without the newline, until EOF."""
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:  # a line longer than the stream limit: take it in pieces
+            raw = await stream.read(65536)
+        if not raw:
+            return
+        yield raw.decode(errors="replace").rstrip("\n")
 
 
 def signal_group(pgid: int, sig: int) -> bool:

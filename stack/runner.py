@@ -193,14 +193,8 @@ class Runner:
         self.queue.put_nowait(Exited(name, gen, code))
 
     async def _pump(self, name: str, proc: procs.Child) -> None:
-        while True:
-            try:
-                raw = await proc.stdout.readline()
-            except ValueError:  # a line longer than the stream limit: take it in pieces
-                raw = await proc.stdout.read(65536)
-            if not raw:
-                return
-            self._line(name, raw.decode(errors="replace").rstrip("\n"))
+        async for line in procs.output_lines(proc.stdout):
+            self._line(name, line)
 
     def _line(self, name: str, line: str) -> None:
         self.logs[name].write(line)

@@ -37,8 +37,8 @@ async def run_command(
 
     async def pump() -> None:
         nonlocal last
-        async for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
+        async for raw in procs.output_lines(proc.stdout):
+            line = raw.rstrip()
             last = line or last
             on_line(line)
 

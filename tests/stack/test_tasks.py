@@ -184,3 +184,16 @@ async def test_command_task_takes_its_leftovers_with_it(tmp_path: Path) -> None:
     while group_alive(groups[0]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not group_alive(groups[0])
+
+
+async def test_command_task_survives_a_line_past_the_stream_limit(tmp_path: Path) -> None:
+    lines: list[str] = []
+    ok, detail = await run_command(
+        f"{sys.executable} -c \"print('x' * 100000); print('migrated')\"",
+        str(tmp_path),
+        {},
+        10,
+        lines.append,
+    )
+    assert ok, detail
+    assert lines[-1] == "migrated"
