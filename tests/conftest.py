@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.databases import fresh_postgres, postgres_admin_url, sqlite_url
+from tests.support.databases import fresh_postgres, sqlite_url
 from tests.support.processes import ServiceProcess, run_assistants
 
 DATABASES = ["sqlite", "postgresql"]
@@ -20,8 +20,6 @@ def database_url(
     if request.param == "sqlite":
         yield sqlite_url(tmp_path_factory.mktemp("sqlite"))
         return
-    if postgres_admin_url() is None:
-        pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL to test against")
     with fresh_postgres() as url:
         yield url
 

@@ -19,7 +19,7 @@ from services.assistants.direct import CACHE_LIMIT, DirectPostgres, DirectSQLite
 from services.assistants.domain.messages import ensure_can_add_message
 from services.assistants.errors import InvalidRequest, NotFound
 from services.assistants.tables import Message, Run, Thread
-from tests.support.databases import fresh_postgres, postgres_admin_url
+from tests.support.databases import fresh_postgres
 from tests.support.processes import migrate
 
 messages, threads = Message.__table__, Thread.__table__
@@ -202,9 +202,6 @@ def test_statement_cache_is_bounded(database: Database) -> None:
 
 
 def test_postgres_runs_the_same_statements_directly(tmp_path: Path) -> None:
-    if postgres_admin_url() is None:
-        pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL to test against")
-
     async def scenario(database: Database) -> None:
         async with database.write() as session:
             session.add(Thread(id="thread_p", created_at=1, metadata_={}, tool_resources={}))

@@ -32,7 +32,7 @@ from services.assistants.api.fastlane import (
 from services.assistants.app import create_app
 from services.assistants.config import Settings
 from tests.conftest import DATABASES
-from tests.support.databases import fresh_postgres, postgres_admin_url, sqlite_url
+from tests.support.databases import fresh_postgres, sqlite_url
 from tests.support.openapi import assert_matches
 from tests.support.processes import (
     ServiceProcess,
@@ -285,8 +285,6 @@ def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[li
         if request.param == "sqlite":
             urls = sqlite_pair(tmp_path)
         else:
-            if postgres_admin_url() is None:
-                pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL to test against")
             urls = [stack.enter_context(fresh_postgres()) for _ in range(2)]
         yield urls
 
