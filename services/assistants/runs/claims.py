@@ -88,7 +88,7 @@ class Started:
 async def start_run(db: Database, run_id: str, worker: str, lease: float) -> Started | None:
     """queued (held by ``worker``) → in_progress; None when the run is no longer ours to start."""
     async with db.write() as session:
-        result = await session.execute(
+        run = await session.scalar(
             update(Run)
             .where(Run.id == run_id, Run.status == "queued", Run.worker_id == worker)
             .values(
@@ -97,12 +97,11 @@ async def start_run(db: Database, run_id: str, worker: str, lease: float) -> Sta
                 lease_expires_at=time.time() + lease,
                 attempts=Run.attempts + 1,
             )
+            .returning(Run)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if run is None:
             return None
-        run = await session.scalar(select(Run).where(Run.id == run_id))
-        assert run is not None
         return await _load(session, run)
 
 
