@@ -262,7 +262,8 @@ def test_client_disconnect_cancels_upstream(stack: tuple[Any, Sovereign]) -> Non
 
 
 def test_bad_requests_are_openai_shaped(client: httpx.Client) -> None:
-    for body in ({"model": "m"}, {"messages": []}, {"model": "m", "messages": [], "n": 1}):
+    hi = [{"role": "user", "content": "hi"}]
+    for body in ({"model": "m"}, {"messages": []}, {"model": "m", "messages": hi, "n": 2}):
         response = client.post("/chat/completions", json=body)
         assert response.status_code == 400
         assert response.json()["error"]["type"] == "invalid_request_error"
