@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +17,10 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.support.processes import wait_until
+
 HERE = Path(__file__).parent
 SVC = HERE / "svc.py"
-ROOT = HERE.parents[1]
 
 
 class StackHarness:
@@ -61,25 +61,10 @@ class StackHarness:
         return json.loads(out.stdout)
 
     def wait_for(self, cond: Any, timeout: float = 15.0, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = cond()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def wait_for_port(self, port: int, what: str) -> None:
-        """Until something accepts connections on 127.0.0.1:port."""
-
-        def connects() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        self.wait_for(connects, what=what)
+        try:
+            return wait_until(cond, timeout)
+        except AssertionError:
+            raise AssertionError(f"timed out waiting for {what}") from None
 
     def processes(self) -> list[psutil.Process]:
         """Every live process carrying this test's marker (services, grandchildren, supervisor)."""

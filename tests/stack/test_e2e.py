@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_http
 
 if TYPE_CHECKING:
     from conftest import StackHarness
@@ -94,7 +94,7 @@ def test_repo_stack_with_a_scripted_upstream(harness: StackHarness, tmp_path: Pa
             STACK_RUNTIME_URL=f"http://127.0.0.1:{port}/v1",
             STACK_RUNTIME_MODEL="scripted-model",
         )
-        harness.wait_for_port(port, what="the scripted upstream")
+        wait_http(f"http://127.0.0.1:{port}/", proc=upstream)
         out = harness.cli("up", timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "runtime: external" in out.stdout

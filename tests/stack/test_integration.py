@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_http
 
 if TYPE_CHECKING:
     from conftest import StackHarness
@@ -436,7 +436,7 @@ def test_a_running_ollama_is_adopted(harness: StackHarness) -> None:
         stdout=subprocess.DEVNULL,
     )
     try:
-        harness.wait_for_port(port, what="the outside ollama")
+        wait_http(f"http://127.0.0.1:{port}/", proc=outside)
         harness.write(RUNTIME.format(port=port, fast=FAST))
         out = harness.cli("up")  # not installed here, but answering: adopted
         assert out.returncode == 0, out.stdout + out.stderr
