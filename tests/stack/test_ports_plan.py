@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from stack.config import Service, load
+from stack.config import Service, StackConfig, load
 from stack.plan import make_plan
 from stack.ports import PortRequest, PortsExhausted, bind_listener, port_is_free, resolve_ports
 from tests.support.processes import free_port
@@ -103,21 +105,32 @@ services:
 """
 
 
-async def test_plan_chooses_embedded_when_ollama_is_absent(tmp_path: Path) -> None:
+def runtime_stack(tmp_path: Path) -> tuple[StackConfig, int, int]:
+    """RUNTIME on two free ports: (config, runtime port, api port)."""
     rport, aport = free_port(), free_port()
     (tmp_path / "stack.yaml").write_text(RUNTIME.format(rport=rport, aport=aport))
-    cfg = load(tmp_path / "stack.yaml", environ={})
+    return load(tmp_path / "stack.yaml", environ={}), rport, aport
+
+
+@contextmanager
+def port_taken(port: int) -> Iterator[None]:
     blocker = socket.socket()
-    blocker.bind(("127.0.0.1", aport))
+    blocker.bind(("127.0.0.1", port))
     blocker.listen()
     try:
-
-        async def silent(svc: Service, port: int) -> bool:
-            return False
-
-        plan = await make_plan(cfg, installed=lambda exe: False, answers=silent)
+        yield
     finally:
         blocker.close()
+
+
+async def test_plan_chooses_embedded_when_ollama_is_absent(tmp_path: Path) -> None:
+    cfg, rport, aport = runtime_stack(tmp_path)
+
+    async def silent(svc: Service, port: int | None) -> bool:
+        return False
+
+    with port_taken(aport):
+        plan = await make_plan(cfg, installed=lambda exe: False, answers=silent)
     try:
         assert plan.choices["runtime"].variant == "embedded"
         note = plan.choices["runtime"].note
@@ -137,20 +150,13 @@ async def test_plan_chooses_embedded_when_ollama_is_absent(tmp_path: Path) -> No
 
 
 async def test_plan_adopts_a_running_ollama(tmp_path: Path) -> None:
-    rport, aport = free_port(), free_port()
-    (tmp_path / "stack.yaml").write_text(RUNTIME.format(rport=rport, aport=aport))
-    cfg = load(tmp_path / "stack.yaml", environ={})
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", rport))
-    blocker.listen()
+    cfg, rport, _ = runtime_stack(tmp_path)
 
-    async def answers(svc: Service, port: int) -> bool:
+    async def answers(svc: Service, port: int | None) -> bool:
         return svc.name == "ollama" and port == rport
 
-    try:
+    with port_taken(rport):
         plan = await make_plan(cfg, installed=lambda exe: False, answers=answers)
-    finally:
-        blocker.close()
     plan.close_sockets()
     assert plan.choices["runtime"].variant == "ollama"
     assert "already running, adopted" in plan.choices["runtime"].note
