@@ -119,13 +119,9 @@ class RunExecutor:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, execution: RunExecution) -> None:
+        # execute() records (or at least logs) its own failures; only a cancel gets out.
         try:
             await execution.execute()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The lease lapses and recovery takes the run over; the stream already ended.
-            log.exception("run %s: execution crashed", execution.run_id)
         finally:
             self.executions.pop(execution.run_id, None)
             self._wake.set()
