@@ -32,9 +32,9 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _stamp(path: Path) -> dict[str, int]:
+def _stamp(path: Path, sha256: str) -> dict[str, Any]:
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
 
 
 def bundled_model_path(directory: Path | None = None) -> Path:
@@ -57,7 +57,7 @@ def _verified(bundle: Any, target: Path) -> Path:
     stamp_file = target.with_suffix(".verified.json")
     with FileLock(str(target) + ".lock", timeout=600):
         if target.exists():
-            expected = {**_stamp(target), "sha256": bundle.EXPECTED_SHA256}
+            expected = _stamp(target, bundle.EXPECTED_SHA256)
             try:
                 if json.loads(stamp_file.read_text()) == expected:
                     return target
@@ -74,5 +74,5 @@ def _verified(bundle: Any, target: Path) -> Path:
             partial.unlink(missing_ok=True)
             raise ModelFileError(f"cannot assemble the bundled model: {exc}") from exc
         os.replace(partial, target)
-        stamp_file.write_text(json.dumps({**_stamp(target), "sha256": bundle.EXPECTED_SHA256}))
+        stamp_file.write_text(json.dumps(_stamp(target, bundle.EXPECTED_SHA256)))
         return target
