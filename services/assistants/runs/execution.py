@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..clock import now
 from ..domain.messages import message_object, text_content
 from ..domain.runs import TERMINAL_STATUSES, mark_cancelled, run_object, step_object
+from ..errors import error_body
 from ..tables import Message, Run, RunStep
 from . import claims
 from .events import Event, EventBus
@@ -106,14 +107,11 @@ class RunExecution:
                 log.exception("run %s: could not record the failure", self.run_id)
                 self.emit(
                     "error",
-                    {
-                        "error": {
-                            "message": "The server had an error while processing the run.",
-                            "type": "server_error",
-                            "param": None,
-                            "code": "server_error",
-                        }
-                    },
+                    error_body(
+                        "The server had an error while processing the run.",
+                        "server_error",
+                        code="server_error",
+                    ),
                 )
         finally:
             self.bus.end(self.run_id)
