@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.openai_upstream import run_openai_upstream  # noqa: E402
-from tests.fakes.process import bind_free_socket, stop_process  # noqa: E402
+from tests.fakes.process import stop_process  # noqa: E402
 from tests.fakes.sovereign import run_sovereign  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 MODEL = "fake-model"
 # Without it the blocking client's headers-then-body writes meet delayed ACKs (~40 ms).
@@ -91,9 +92,7 @@ def run_litellm(upstream_base: str) -> Iterator[str | None]:
     }
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(config, f)
-    sock = bind_free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # LiteLLM's CLI binds its own port
+    port = free_port()  # LiteLLM's CLI binds its own port
     log = open(os.environ.get("BENCH_LITELLM_LOG", os.devnull), "w+b")  # noqa: SIM115
     env = {
         **os.environ,
