@@ -196,4 +196,6 @@ async def test_command_task_survives_a_line_past_the_stream_limit(tmp_path: Path
         lines.append,
     )
     assert ok, detail
-    assert lines[-1] == "migrated"
+    # the overlong line comes in pieces that are not split on newlines: what follows it may
+    # share a piece with its end
+    assert lines[-1].endswith("migrated")
