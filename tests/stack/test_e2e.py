@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -53,8 +53,10 @@ def scenario(harness: StackHarness) -> tuple[str, list[str]]:
     url = status["services"]["assistants"]["url"]
     headers = {"Authorization": "Bearer e2e-key"}
     with httpx.Client(base_url=f"{url}/v1", headers=headers, timeout=60) as c:
-        names = [a["name"] for a in c.get("/assistants", params={"limit": 100}).json()["data"]]
-        model = status["services"]["runtime"]["variant"] and _model_of(c)
+        listed = c.get("/assistants", params={"limit": 100}).json()["data"]
+        names = [a["name"] for a in listed]
+        # the provisioned CEO carries the model the stack chose for this runtime
+        model = next(a["model"] for a in listed if a["name"] == "CEO")
         a = c.post("/assistants", json={"model": model, "name": "e2e", "instructions": "Be brief."})
         assert a.status_code == 200, a.text
         t = c.post("/threads", json={}).json()
@@ -70,12 +72,6 @@ def scenario(harness: StackHarness) -> tuple[str, list[str]]:
     reply = msgs[0]
     assert reply["role"] == "assistant"
     return reply["content"][0]["text"]["value"], names
-
-
-def _model_of(c: Any) -> str:
-    # the provisioned CEO carries the model the stack chose for this runtime
-    data = c.get("/assistants", params={"limit": 100}).json()["data"]
-    return next(a["model"] for a in data if a["name"] == "CEO")
 
 
 @pytest.mark.timeout(180)
