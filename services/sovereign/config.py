@@ -48,9 +48,9 @@ class BackendConfig(BaseModel):
     models: list[str] = Field(default_factory=list)
     keep_alive: str | int | None = None
     num_ctx: int | None = Field(None, gt=0)
-    # Only the fields set here override the config-wide timeouts.
+    # As read, only the fields set here override the config-wide timeouts; once loaded,
+    # the merged timeouts this backend runs with.
     timeouts: Timeouts = Field(default_factory=Timeouts)
-    resolved_timeouts: Timeouts = Field(default_factory=Timeouts, exclude=True)
 
     def key(self) -> str | None:
         if self.api_key_env:
@@ -105,7 +105,7 @@ def load_routing_config(settings: Settings) -> RoutingConfig:
     _check(config, settings.config_path)
     for backend in config.backends.values():
         overrides = backend.timeouts.model_dump(include=backend.timeouts.model_fields_set)
-        backend.resolved_timeouts = config.timeouts.model_copy(update=overrides)
+        backend.timeouts = config.timeouts.model_copy(update=overrides)
     return config
 
 

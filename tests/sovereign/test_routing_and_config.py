@@ -67,9 +67,9 @@ def test_routing_by_alias_prefix_pattern_and_default(tmp_path: Path) -> None:
 
 def test_timeouts_merge_per_backend(tmp_path: Path) -> None:
     config = load_routing_config(settings_for(tmp_path, CONFIG))
-    vllm = config.backends["vllm"].resolved_timeouts
+    vllm = config.backends["vllm"].timeouts
     assert (vllm.connect, vllm.idle, vllm.first_token) == (3, 90, 300)
-    assert config.backends["ollama"].resolved_timeouts.idle == 20
+    assert config.backends["ollama"].timeouts.idle == 20
 
 
 def test_ollama_backend_without_url_follows_ollama_host(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ class Backend(ABC):
         self.config = config
         self.client = client
         self.url = config.url.rstrip("/")
-        self.timeouts: Timeouts = config.resolved_timeouts
+        self.timeouts: Timeouts = config.timeouts
         key = config.key()
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
