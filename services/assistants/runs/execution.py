@@ -293,7 +293,7 @@ class RunExecution:
         )
         if step.status == "completed":
             step.completed_at = stamp
-            step.usage = _usage(turn.usage) if not turn.calls else None
+            step.usage = add_usage(None, turn.usage) if not turn.calls else None
         elif step.status == "cancelled":
             step.cancelled_at = stamp
         else:
@@ -347,7 +347,7 @@ class RunExecution:
                     "type": "tool_calls",
                     "tool_calls": [c.as_object(with_output=True) for c in turn.calls.calls],
                 }
-                step.usage = _usage(turn.usage)
+                step.usage = add_usage(None, turn.usage)
                 if outcome != "requires_action":
                     step.status = {"cancelled": "cancelled", "completed": "completed"}.get(
                         outcome, "failed"
@@ -380,7 +380,3 @@ class RunExecution:
             events.append((f"thread.run.{run.status}", run_object(run)))
         for name, data in events:
             self.emit(name, data)
-
-
-def _usage(usage: dict[str, Any] | None) -> dict[str, int] | None:
-    return add_usage(None, usage) if usage else None
