@@ -26,7 +26,6 @@ class Router:
         self.aliases = {alias: _final(config.aliases, alias) for alias in config.aliases}
         self.backends = backends
         self.default = backends[config.default_backend or next(iter(backends))]
-        self._patterns = [(b, config.backends[name].models) for name, b in backends.items()]
 
     def resolve(self, requested: str) -> Route:
         model = self.aliases.get(requested, requested)
@@ -34,8 +33,8 @@ class Router:
         # Only a known backend name is a prefix: Ollama models such as hf.co/x/y have slashes.
         if sep and prefix in self.backends and rest:
             return Route(self.backends[prefix], rest)
-        for backend, patterns in self._patterns:
-            if any(fnmatchcase(model, pattern) for pattern in patterns):
+        for backend in self.backends.values():
+            if any(fnmatchcase(model, pattern) for pattern in backend.config.models):
                 return Route(backend, model)
         return Route(self.default, model)
 
