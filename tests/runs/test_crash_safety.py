@@ -12,7 +12,6 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.fakes.openai_upstream import run_openai_upstream
 from tests.fakes.process import FakeUpstream
 from tests.runs.conftest import BASE_ENV, WEATHER_TOOL
 from tests.support.processes import ServiceProcess, migrate, start_assistants, wait_until
@@ -26,18 +25,11 @@ SCRIPT = [
     {"match": "doomed", "text": "z " * 40, **SLOW},
     {"match": "waiting", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Bern"}}]},
 ]
-LEASE_ENV = BASE_ENV
-
-
-@pytest.fixture(scope="module")
-def crash_upstream(database_url: str) -> Iterator[FakeUpstream]:
-    with run_openai_upstream(SCRIPT) as fake:
-        yield fake
 
 
 @pytest.fixture
 def launch(
-    database_url: str, crash_upstream: FakeUpstream, tmp_path: Path
+    database_url: str, upstream: FakeUpstream, tmp_path: Path
 ) -> Iterator[Callable[..., tuple[ServiceProcess, openai.OpenAI]]]:
     """Start the service (again) against the module's database; every process is stopped."""
     migrate(database_url)
@@ -47,7 +39,7 @@ def launch(
         service = start_assistants(
             database_url,
             tmp_path / f"assistants-{len(started)}.log",
-            env={**LEASE_ENV, "SOVEREIGN_PLAYGROUND_URL": crash_upstream.url, **env},
+            env={**BASE_ENV, "SOVEREIGN_PLAYGROUND_URL": upstream.url, **env},
         )
         started.append(service)
         sdk = openai.OpenAI(base_url=f"{service.base_url}/v1", api_key="test-key", max_retries=0)
@@ -68,7 +60,7 @@ def writing(sdk: openai.OpenAI, thread_id: str) -> bool:
 
 
 def test_kill_mid_run_then_restart_recovers_every_run(
-    launch: Callable[..., tuple[ServiceProcess, openai.OpenAI]], crash_upstream: FakeUpstream
+    launch: Callable[..., tuple[ServiceProcess, openai.OpenAI]], upstream: FakeUpstream
 ) -> None:
     service, sdk = launch()
     assistant = sdk.beta.assistants.create(model="fake-model")
@@ -84,8 +76,8 @@ def test_kill_mid_run_then_restart_recovers_every_run(
     # Both runs are mid-answer: the upstream was asked and the reply message exists.
     wait_until(
         lambda: (
-            requests_for(crash_upstream, "retried") == 1
-            and requests_for(crash_upstream, "doomed") == 1
+            requests_for(upstream, "retried") == 1
+            and requests_for(upstream, "doomed") == 1
             and writing(sdk, first.id)
             and writing(sdk, second.id)
         )
@@ -106,8 +98,8 @@ def test_kill_mid_run_then_restart_recovers_every_run(
         ("assistant", "completed", "Recovered answer."),
     ]
     assert messages[3].incomplete_details.reason == "run_failed"
-    assert requests_for(crash_upstream, "retried") == 2
-    wait_until(lambda: requests_for(crash_upstream, "doomed") == 2)
+    assert requests_for(upstream, "retried") == 2
+    wait_until(lambda: requests_for(upstream, "doomed") == 2)
     wait_until(lambda: writing(sdk, second.id))
     service.kill()
 
