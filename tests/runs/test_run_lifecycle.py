@@ -62,8 +62,7 @@ SCRIPT = [
 ]
 
 
-def auth(service: ServiceProcess) -> dict[str, str]:
-    return {"Authorization": "Bearer test-key"}
+AUTH = {"Authorization": "Bearer test-key"}
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +104,7 @@ def test_create_and_poll_plain_answer(
     body = last_request(upstream, "plain: 2 + 2?")
     assert body["messages"][0] == {"role": "system", "content": "You are terse."}
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    raw = httpx.get(
-        f"{runs_service.base_url}/v1/threads/{thread.id}/runs/{run.id}", headers=auth(runs_service)
-    )
+    raw = httpx.get(f"{runs_service.base_url}/v1/threads/{thread.id}/runs/{run.id}", headers=AUTH)
     assert raw.headers["openai-poll-after-ms"]
     assert_matches("RunObject", raw.json())
 
@@ -446,7 +443,7 @@ def test_concurrent_run_creations_on_one_thread_start_one_run(
 
     def create(_: int) -> int:
         body = {"assistant_id": assistant.id}
-        return httpx.post(url, json=body, headers=auth(runs_service), timeout=30).status_code
+        return httpx.post(url, json=body, headers=AUTH, timeout=30).status_code
 
     with ThreadPoolExecutor(8) as pool:
         codes = sorted(pool.map(create, range(8)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -106,4 +105,3 @@ async def test_sse_stream_frames_and_ends_with_done() -> None:
         b"event: done\ndata: [DONE]\n\n",
     ]
     assert not bus.has_subscribers("run_1")
-    await asyncio.sleep(0)
