@@ -180,18 +180,18 @@ async def open_steps(session: AsyncSession, run_id: str) -> list[RunStep]:
     return list((await session.scalars(stmt)).all())
 
 
+def end_step(step: RunStep, status: str, stamp: int) -> None:
+    """``status`` is completed, cancelled, expired or failed; each has its ``<status>_at``."""
+    step.status = status
+    setattr(step, f"{status}_at", stamp)
+
+
 async def end_open_steps(session: AsyncSession, run_id: str, status: str) -> list[RunStep]:
     """Close every in-progress step of a run as ``status`` (cancelled, expired, failed)."""
     steps = await open_steps(session, run_id)
     stamp = now()
     for step in steps:
-        step.status = status
-        if status == "cancelled":
-            step.cancelled_at = stamp
-        elif status == "expired":
-            step.expired_at = stamp
-        elif status == "failed":
-            step.failed_at = stamp
+        end_step(step, status, stamp)
     await session.flush()
     return steps
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
 from ..domain.messages import message_object, text_content
-from ..domain.runs import TERMINAL_STATUSES, mark_cancelled, run_object, step_object
+from ..domain.runs import TERMINAL_STATUSES, end_step, mark_cancelled, run_object, step_object
 from ..errors import error_body
 from ..tables import Message, Run, RunStep
 from . import claims
@@ -288,16 +288,13 @@ class RunExecution:
         else:
             message.incomplete_at = stamp
             message.incomplete_details = {"reason": reason}
-        step.status = {"run_cancelled": "cancelled", "run_failed": "failed"}.get(
+        ended = {"run_cancelled": "cancelled", "run_failed": "failed"}.get(
             reason or "", "completed"
         )
-        if step.status == "completed":
-            step.completed_at = stamp
+        end_step(step, ended, stamp)
+        if ended == "completed":
             step.usage = add_usage(None, turn.usage) if not turn.calls else None
-        elif step.status == "cancelled":
-            step.cancelled_at = stamp
-        else:
-            step.failed_at = stamp
+        elif ended == "failed":
             code, message_text = error or ("server_error", "The run failed.")
             step.last_error = {"code": code, "message": message_text}
         turn.message, turn.message_step = message, step
@@ -349,10 +346,10 @@ class RunExecution:
                 }
                 step.usage = add_usage(None, turn.usage)
                 if outcome != "requires_action":
-                    step.status = {"cancelled": "cancelled", "completed": "completed"}.get(
+                    ended = {"cancelled": "cancelled", "completed": "completed"}.get(
                         outcome, "failed"
                     )
-                    setattr(step, f"{step.status}_at", stamp)
+                    end_step(step, ended, stamp)
                     if step.status == "failed" and error:
                         step.last_error = {"code": error[0], "message": error[1]}
                     events.append((f"thread.run.step.{step.status}", step_object(step)))
