@@ -162,11 +162,10 @@ async def heartbeat(db: Database, worker: str, run_ids: list[str], lease: float)
 
 
 async def _close_open_messages(session: AsyncSession, run_id: str, reason: str) -> None:
-    stamp = now()
     await session.execute(
         update(Message)
         .where(Message.run_id == run_id, Message.status == "in_progress")
-        .values(status="incomplete", incomplete_at=stamp, incomplete_details={"reason": reason})
+        .values(status="incomplete", incomplete_at=now(), incomplete_details={"reason": reason})
     )
 
 
@@ -193,16 +192,17 @@ async def recover_lapsed_runs(db: Database, lease: float) -> list[str]:
             steps = await end_open_steps(session, run.id, "failed")
             for step in steps:
                 step.last_error = error
-            if run.status == "cancelling":
-                await _close_open_messages(session, run.id, "run_cancelled")
+            cancelling = run.status == "cancelling"
+            await _close_open_messages(
+                session, run.id, "run_cancelled" if cancelling else "run_failed"
+            )
+            if cancelling:
                 mark_cancelled(run)
             elif run.attempts < MAX_ATTEMPTS:
-                await _close_open_messages(session, run.id, "run_failed")
                 run.status = "queued"
                 run.worker_id = None
                 run.lease_expires_at = None
             else:
-                await _close_open_messages(session, run.id, "run_failed")
                 run.status = "failed"
                 run.failed_at = now()
                 run.expires_at = None
