@@ -237,7 +237,7 @@ class RunExecution:
         turn = self.turn
         if turn.message is not None and turn.message.status == "in_progress":
             # Text came first: that message is done before the tool calls start.
-            await _uncancellable(self._close_message("completed"))
+            await _uncancellable(self._complete_message())
         if turn.tool_step is None:
             assert self.run is not None
             step = new_step(self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
@@ -261,9 +261,9 @@ class RunExecution:
         async with self.db.write() as session:
             session.add_all(rows)
 
-    async def _close_message(self, status: str, reason: str | None = None) -> None:
+    async def _complete_message(self) -> None:
         async with self.db.write() as session:
-            events = await self._close_message_in(session, status, reason)
+            events = await self._close_message_in(session, "completed")
         for name, data in events:
             self.emit(name, data)
 
