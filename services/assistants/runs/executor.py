@@ -65,8 +65,23 @@ class RunExecutor:
     # -- what routes call -----------------------------------------------------------------
 
     def execute_now(self, run_id: str, started: claims.Started | None = None) -> None:
-        """Execute a run this process has claimed itself (a streamed create or submit)."""
-        self._spawn(run_id, started)
+        """Execute a run this process holds: claimed by the claim loop, or by a streamed
+        create or submit (which may already have started it: ``started``)."""
+        if run_id in self.executions:
+            return
+        execution = RunExecution(
+            db=self.db,
+            bus=self.bus,
+            worker=self.worker,
+            lease=self.lease,
+            source=self.source,
+            run_id=run_id,
+            started=started,
+        )
+        self.executions[run_id] = execution
+        task = asyncio.create_task(self._run(execution), name=f"run-{run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def wake(self) -> None:
         """A run was queued: look for work now rather than at the next poll."""
@@ -101,23 +116,6 @@ class RunExecutor:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _spawn(self, run_id: str, started: claims.Started | None = None) -> None:
-        if run_id in self.executions:
-            return
-        execution = RunExecution(
-            db=self.db,
-            bus=self.bus,
-            worker=self.worker,
-            lease=self.lease,
-            source=self.source,
-            run_id=run_id,
-            started=started,
-        )
-        self.executions[run_id] = execution
-        task = asyncio.create_task(self._run(execution), name=f"run-{run_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _run(self, execution: RunExecution) -> None:
         # execute() records (or at least logs) its own failures; only a cancel gets out.
         try:
@@ -134,7 +132,7 @@ class RunExecutor:
             if free > 0 and self.ready():
                 try:
                     for run_id in await claims.claim_queued(self.db, self.worker, free, self.lease):
-                        self._spawn(run_id)
+                        self.execute_now(run_id)
                 except Exception as exc:
                     log.warning("claiming runs failed: %s: %s", type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
