@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
+from ..db import Database
 from ..domain.messages import message_object, text_content
 from ..domain.runs import TERMINAL_STATUSES, end_step, mark_cancelled, run_object, step_object
 from ..errors import error_body
@@ -64,7 +65,7 @@ class RunExecution:
     def __init__(
         self,
         *,
-        db: Any,
+        db: Database,
         bus: EventBus,
         worker: str,
         lease: float,
