@@ -17,7 +17,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, Insert
 from sqlalchemy.sql.selectable import SelectBase
 
-__all__ = ["DirectConnection", "DirectPostgres", "DirectSQLite", "StatementCache"]
+__all__ = [
+    "DirectConnection",
+    "DirectPostgres",
+    "DirectSQLite",
+    "StatementCache",
+    "begin_immediate",
+]
 
 Processor = Callable[[Any], Any]
 # Statements are built once and reused; a cache that outgrows this holds statements built
