@@ -90,9 +90,14 @@ def main() -> None:
     os.close(null)
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(1, 2)
-    sys.stdout = io.TextIOWrapper(open(1, "wb", buffering=0, closefd=False), write_through=True)
-    sys.stderr = io.TextIOWrapper(open(2, "wb", buffering=0, closefd=False), write_through=True)
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    # These live as long as the process.
+    sys.stdout = io.TextIOWrapper(
+        os.fdopen(1, "wb", buffering=0, closefd=False), write_through=True
+    )
+    sys.stderr = io.TextIOWrapper(
+        os.fdopen(2, "wb", buffering=0, closefd=False), write_through=True
+    )
+    sys.stdin = os.fdopen(os.open(os.devnull, os.O_RDONLY))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
     reader = io.BufferedReader(requests)  # type: ignore[arg-type]
     while True:
