@@ -1,8 +1,9 @@
 """The bubblewrap command line of a sandbox session, and the check that one can be made.
 
-Bound read-only: /usr (with the usual /bin, /lib symlinks), the interpreter's prefix and the
-packages directory. Nothing of /etc, the home, the project or its database is visible; the
-session's own data directory is /mnt/data, /tmp is a private size-limited tmpfs.
+Bound read-only: /usr (with the usual /bin, /lib symlinks), /etc/fonts, the interpreter's
+prefix and the packages directory. Nothing else of /etc, nothing of the home, the project or
+its database is visible; the session's own data directory is /mnt/data, /tmp is a private
+size-limited tmpfs.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def _system_binds() -> list[str]:
             args += ["--symlink", os.readlink(path), f"/{name}"]
         elif path.is_dir():
             args += ["--ro-bind", str(path), f"/{name}"]
+    # Font configuration only (matplotlib asks fontconfig): nothing else of /etc.
+    args += ["--ro-bind-try", "/etc/fonts", "/etc/fonts"]
     return args
 
 

@@ -300,6 +300,13 @@ class SandboxSession:
         if proc is not None:
             with contextlib.suppress(Exception):
                 await proc.wait()
+            # Drain to EOF so the pipes close now, not when the loop may already be gone.
+            if proc.stdin is not None:
+                proc.stdin.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    while proc.stdout is not None and await proc.stdout.read(1 << 16):
+                        pass
 
     async def close(self) -> None:
         """End the session and free its memory and disk."""
