@@ -45,6 +45,18 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=5.0, gt=0)
     upstream_first_token_timeout: float = Field(default=120.0, gt=0)
     upstream_idle_timeout: float = Field(default=60.0, gt=0)
+    # code_interpreter: Python in a bubblewrap sandbox, one session per thread.
+    code_interpreter_timeout_seconds: float = Field(default=60.0, gt=0)
+    code_interpreter_memory_mb: int = Field(default=1024, ge=64)
+    code_interpreter_max_processes: int = Field(default=128, ge=8)
+    code_interpreter_output_chars: int = Field(default=20_000, ge=100)
+    code_interpreter_log_bytes: int = Field(default=1_000_000, ge=1000)
+    code_interpreter_idle_seconds: float = Field(default=1200.0, gt=0)
+    code_interpreter_max_sessions: int = Field(default=32, ge=1)
+    code_interpreter_bwrap: str | None = None
+    code_interpreter_dir: str | None = None
+    # Development only: run code WITHOUT a sandbox where none can be made (logged each time).
+    code_interpreter_allow_unsandboxed: bool = False
 
     @field_validator("log_level")
     @classmethod

@@ -22,6 +22,7 @@ from ..config import Settings
 from ..db import Database
 from ..ids import new_id
 from . import claims
+from .code_interpreter import CodeInterpreter
 from .events import EventBus
 from .execution import RunExecution
 from .mock import mock_chunks
@@ -61,6 +62,7 @@ class RunExecutor:
             return stream_chat(http, body, timeouts)
 
         self.source = mock_chunks if settings.use_mock_inference else upstream
+        self.code_interpreter = CodeInterpreter.from_settings(settings)
 
     # -- what routes call -----------------------------------------------------------------
 
@@ -77,6 +79,7 @@ class RunExecutor:
             source=self.source,
             run_id=run_id,
             started=started,
+            code_interpreter=self.code_interpreter,
         )
         self.executions[run_id] = execution
         task = asyncio.create_task(self._run(execution), name=f"run-{run_id}")
@@ -108,6 +111,7 @@ class RunExecutor:
         for task in running:
             task.cancel()
         await asyncio.gather(*self._loops, *running, return_exceptions=True)
+        await self.code_interpreter.stop()
         if running:
             try:
                 await claims.release(self.db, self.worker)

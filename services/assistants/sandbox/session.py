@@ -217,6 +217,10 @@ class SandboxSession:
                 "(time limit). The Python session was restarted: variables are lost, "
                 "files in /mnt/data are kept."
             )
+        except asyncio.CancelledError:
+            # The run was cancelled mid-execution: the code must not go on running.
+            await asyncio.shield(self.kill())
+            raise
         except (_ProcessEnded, ConnectionError, BrokenPipeError):
             code_ = await self._reap()
             result.error = (

@@ -1,0 +1,177 @@
+"""code_interpreter through the official SDK: the service runs the model's code in its sandbox.
+
+The scripted upstream calls ``code_interpreter`` with the ```python block of the user's
+message and answers with the output it is given back; everything between is the service's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+from openai import AssistantEventHandler
+from typing_extensions import override
+
+from tests.fakes.process import FakeUpstream
+from tests.runs.sse import assert_event_shapes, stream_events
+from tests.support.openapi import assert_matches
+from tests.support.processes import ServiceProcess
+
+SCRIPT: list[dict[str, Any]] = []
+CI_TOOL = {"type": "code_interpreter"}
+
+
+def python(code: str) -> str:
+    return f"Please run this:\n```python\n{code}\n```"
+
+
+@pytest.fixture(scope="module")
+def assistant(client: openai.OpenAI) -> Any:
+    return client.beta.assistants.create(
+        model="fake-model", instructions="Compute with Python.", tools=[CI_TOOL]
+    )
+
+
+def code_calls(client: openai.OpenAI, thread_id: str, run_id: str) -> list[Any]:
+    steps = client.beta.threads.runs.steps.list(run_id, thread_id=thread_id, order="asc")
+    calls = []
+    for step in steps.data:
+        assert_matches("RunStepObject", step.model_dump(mode="json", exclude_unset=True))
+        if step.type == "tool_calls":
+            assert step.status == "completed"
+            calls += [c for c in step.step_details.tool_calls if c.type == "code_interpreter"]
+    return calls
+
+
+def answer(client: openai.OpenAI, thread_id: str) -> str:
+    messages = client.beta.threads.messages.list(thread_id, order="desc", limit=1)
+    return messages.data[0].content[0].text.value
+
+
+def test_a_computation_is_run_and_answered(
+    client: openai.OpenAI, assistant: Any, upstream: FakeUpstream
+) -> None:
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": python("print(sum(range(101)))")}]},
+    )
+    assert run.status == "completed", run.last_error
+    calls = code_calls(client, run.thread_id, run.id)
+    assert len(calls) == 1
+    assert calls[0].code_interpreter.input == "print(sum(range(101)))\n"
+    assert calls[0].code_interpreter.outputs[0].type == "logs"
+    assert calls[0].code_interpreter.outputs[0].logs.strip() == "5050"
+    assert answer(client, run.thread_id) == "Output: 5050"
+    # The model saw the tool as a function and got the output back as the tool result.
+    last = upstream.requests()[-1]["body"]
+    names = [t["function"]["name"] for t in last["tools"]]
+    assert names == ["code_interpreter"]
+    assert last["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": calls[0].id,
+        "content": "5050",
+    }
+    assert run.usage is not None and run.usage.completion_tokens > 0
+
+
+def test_a_session_keeps_variables_across_runs(client: openai.OpenAI, assistant: Any) -> None:
+    thread = client.beta.threads.create()
+    client.beta.threads.messages.create(thread.id, role="user", content=python("kept = 6 * 7"))
+    first = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert first.status == "completed", first.last_error
+    client.beta.threads.messages.create(thread.id, role="user", content=python("print(kept)"))
+    second = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id
+    )
+    assert second.status == "completed", second.last_error
+    assert answer(client, thread.id) == "Output: 42"
+    # Another thread is another session: the variable is not there.
+    other = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": python("print(kept)")}]},
+    )
+    assert "NameError" in answer(client, other.thread_id)
+
+
+def test_errors_reach_the_model_and_the_run_goes_on(client: openai.OpenAI, assistant: Any) -> None:
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": python("1 / 0")}]},
+    )
+    assert run.status == "completed"
+    logs = code_calls(client, run.thread_id, run.id)[0].code_interpreter.outputs[0].logs
+    assert "ZeroDivisionError: division by zero" in logs
+    assert "ZeroDivisionError" in answer(client, run.thread_id)
+
+
+def test_streamed_with_the_event_handler(client: openai.OpenAI, assistant: Any) -> None:
+    code = 'for i in range(3):\n    print("line", i)'
+
+    class Handler(AssistantEventHandler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inputs: list[str] = []
+            self.logs: list[str] = []
+            self.created: list[str] = []
+            self.done: list[Any] = []
+
+        @override
+        def on_tool_call_created(self, tool_call: Any) -> None:
+            self.created.append(tool_call.type)
+
+        @override
+        def on_tool_call_delta(self, delta: Any, snapshot: Any) -> None:
+            assert delta.type == "code_interpreter"
+            if delta.code_interpreter.input:
+                self.inputs.append(delta.code_interpreter.input)
+            for output in delta.code_interpreter.outputs or ():
+                if output.type == "logs":
+                    self.logs.append(output.logs)
+
+        @override
+        def on_tool_call_done(self, tool_call: Any) -> None:
+            self.done.append(tool_call)
+
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": python(code)}])
+    handler = Handler()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+    assert handler.created == ["code_interpreter"]
+    assert "".join(handler.inputs) == code + "\n"
+    assert len(handler.inputs) > 1  # the code streamed in pieces, as the model wrote it
+    assert "".join(handler.logs) == "line 0\nline 1\nline 2\n"
+    snapshot = handler.done[0]
+    assert snapshot.code_interpreter.input == code + "\n"
+    assert handler.get_final_run().status == "completed"
+    assert handler.get_final_messages()[-1].content[0].text.value.startswith("Output: line 0")
+
+
+def test_stream_events_fit_the_reference(
+    runs_service: ServiceProcess, client: openai.OpenAI, assistant: Any
+) -> None:
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": python("print('shapes')")}]
+    )
+    events = stream_events(
+        runs_service.base_url, f"threads/{thread.id}/runs", {"assistant_id": assistant.id}
+    )
+    assert_event_shapes(events)
+    names = [n for n, _ in events]
+    assert "thread.run.requires_action" not in names
+    assert names[-2:] == ["thread.run.completed", "done"]
+    completed = [d for n, d in events if n == "thread.run.step.completed"]
+    assert [s["type"] for s in completed] == ["tool_calls", "message_creation"]
+
+
+def test_per_run_tool_on_an_assistant_without_it(client: openai.OpenAI) -> None:
+    plain = client.beta.assistants.create(model="fake-model")
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=plain.id,
+        tools=[CI_TOOL],
+        thread={"messages": [{"role": "user", "content": python("print(2 ** 10)")}]},
+    )
+    assert run.status == "completed", run.last_error
+    assert answer(client, run.thread_id) == "Output: 1024"
