@@ -6,6 +6,7 @@ message and answers with the output it is given back; everything between is the 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import openai
@@ -175,3 +176,92 @@ def test_per_run_tool_on_an_assistant_without_it(client: openai.OpenAI) -> None:
     )
     assert run.status == "completed", run.last_error
     assert answer(client, run.thread_id) == "Output: 1024"
+
+
+def test_a_csv_given_by_file_ids_is_read_and_a_file_written_back(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    csv = b"symbol,qty,price\nAAA,10,2.5\nBBB,4,10\n"
+    given = client.files.create(file=("prices.csv", csv), purpose="assistants")
+    desk = client.beta.assistants.create(
+        model="fake-model",
+        instructions="Compute with Python.",
+        tools=[CI_TOOL],
+        tool_resources={"code_interpreter": {"file_ids": [given.id]}},
+    )
+    code = (
+        "import pandas as pd\n"
+        "df = pd.read_csv('/mnt/data/prices.csv')\n"
+        "df['total'] = df.qty * df.price\n"
+        "df.to_csv('/mnt/data/totals.csv', index=False)\n"
+        "print(df.total.sum())"
+    )
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=desk.id, thread={"messages": [{"role": "user", "content": python(code)}]}
+    )
+    assert run.status == "completed", run.last_error
+    message = client.beta.threads.messages.list(run.thread_id, order="desc", limit=1).data[0]
+    assert_matches("MessageObject", message.model_dump(mode="json", exclude_unset=True))
+    text = message.content[0].text
+    assert text.value.startswith("Output: 65.0")
+    (annotation,) = text.annotations
+    assert annotation.type == "file_path"
+    assert annotation.text == "sandbox:/mnt/data/totals.csv"
+    assert text.value[annotation.start_index : annotation.end_index] == annotation.text
+    written = client.files.retrieve(annotation.file_path.file_id)
+    assert written.purpose == "assistants_output"
+    assert written.filename == "totals.csv"
+    content = client.files.content(written.id).read()
+    assert content == b"symbol,qty,price,total\nAAA,10,2.5,25.0\nBBB,4,10.0,40.0\n"
+    # The model was told where the given file is.
+    first = next(
+        r["body"]
+        for r in upstream.requests()
+        if r["path"].endswith("/chat/completions")
+        and "prices.csv" in json.dumps(r["body"]["messages"])
+    )
+    assert "Files available: /mnt/data/prices.csv." in first["tools"][0]["function"]["description"]
+
+
+def test_thread_resources_and_attachments_appear_by_name(
+    client: openai.OpenAI, assistant: Any
+) -> None:
+    notes = client.files.create(file=("notes.txt", b"buy low"), purpose="assistants")
+    extra = client.files.create(file=("extra.txt", b"sell high"), purpose="assistants")
+    thread = client.beta.threads.create(
+        tool_resources={"code_interpreter": {"file_ids": [notes.id]}},
+        messages=[
+            {
+                "role": "user",
+                "content": python(
+                    "import os\nprint(sorted(os.listdir('/mnt/data')))\n"
+                    "print(open('/mnt/data/notes.txt').read(), open('/mnt/data/extra.txt').read())"
+                ),
+                "attachments": [{"file_id": extra.id, "tools": [CI_TOOL]}],
+            }
+        ],
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    assert answer(client, thread.id) == "Output: ['extra.txt', 'notes.txt']\nbuy low sell high"
+
+
+def test_a_figure_becomes_an_image_file(client: openai.OpenAI, assistant: Any) -> None:
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.title('squares')"
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": python(code)}]},
+    )
+    assert run.status == "completed", run.last_error
+    (call,) = code_calls(client, run.thread_id, run.id)
+    images = [o for o in call.code_interpreter.outputs if o.type == "image"]
+    assert len(images) == 1
+    png = client.files.content(images[0].image.file_id).read()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert client.files.retrieve(images[0].image.file_id).purpose == "assistants_output"
+    message = client.beta.threads.messages.list(run.thread_id, order="desc", limit=1).data[0]
+    assert_matches("MessageObject", message.model_dump(mode="json", exclude_unset=True))
+    kinds = [part.type for part in message.content]
+    assert kinds == ["text", "image_file"]
+    assert message.content[1].image_file.file_id == images[0].image.file_id
+    assert "1 image(s) displayed to the user" in message.content[0].text.value

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,10 @@ from sqlalchemy import select
 from ..clock import now
 from ..config import Settings
 from ..domain.runs import end_step, step_object
+from ..files.storage import LocalFileStorage
 from ..sandbox import ExecutionResult, SandboxLimits, SandboxPool, SandboxUnavailable
-from ..tables import Run
+from ..tables import Message, Run
+from . import code_files
 from .objects import add_usage
 from .toolcalls import ToolCall
 
@@ -36,6 +37,7 @@ __all__ = [
     "function_tool",
     "history_call",
     "input_code",
+    "prepare",
     "relay_delta",
 ]
 
@@ -143,18 +145,17 @@ def history_call(call: dict[str, Any], max_chars: int) -> tuple[dict[str, Any], 
     return chat_call, model_output(details.get("outputs") or [], max_chars)
 
 
-# Stores an output (file bytes, name) and returns its file id; None while files are absent.
-FileStore = Callable[[bytes, str], Awaitable[str]]
-
-
 class CodeInterpreter:
     """The service's sandbox pool and the limits runs use it with."""
 
-    def __init__(self, pool: SandboxPool) -> None:
+    def __init__(self, pool: SandboxPool, storage: LocalFileStorage | None = None) -> None:
         self.pool = pool
+        self.storage = storage
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CodeInterpreter:
+    def from_settings(
+        cls, settings: Settings, storage: LocalFileStorage | None = None
+    ) -> CodeInterpreter:
         limits = SandboxLimits(
             timeout_seconds=settings.code_interpreter_timeout_seconds,
             cpu_seconds=int(settings.code_interpreter_timeout_seconds),
@@ -172,10 +173,14 @@ class CodeInterpreter:
             max_sessions=settings.code_interpreter_max_sessions,
             allow_unsandboxed=settings.code_interpreter_allow_unsandboxed,
         )
-        return cls(pool)
+        return cls(pool, storage)
 
-    async def run(self, thread_id: str, call: ToolCall) -> tuple[list[dict[str, Any]], str]:
+    async def run(
+        self, execution: RunExecution, call: ToolCall
+    ) -> tuple[list[dict[str, Any]], str]:
         """Execute one call in the thread's session: its step outputs and the model's text."""
+        assert execution.run is not None
+        thread_id = execution.run.thread_id
         code = input_code(call.arguments)
         call.type = NAME
         call.streamed = code
@@ -191,6 +196,8 @@ class CodeInterpreter:
         for item in result.files:
             logs += f"\n[file written: {item.path}]"
         outputs: list[dict[str, Any]] = [{"type": "logs", "logs": logs}] if logs else []
+        if self.storage is not None:
+            outputs += await code_files.store_outputs(execution, self.storage, result)
         call.outputs = outputs
         call.result = result
         return outputs, result.model_output(self.pool.limits.output_chars)
@@ -208,6 +215,30 @@ async def unavailable(interpreter: CodeInterpreter | None) -> str | None:
     except SandboxUnavailable as exc:
         return str(exc)
     return None
+
+
+async def prepare(
+    execution: RunExecution, body: dict[str, Any], messages: list[Message]
+) -> dict[str, Any]:
+    """Put the run's input files in the session; the request then names them to the model."""
+    interpreter, run = execution.code_interpreter, execution.run
+    if interpreter is None or interpreter.storage is None or run is None:
+        return body
+    file_ids = await code_files.gather_file_ids(execution.db, run, messages)
+    if not file_ids:
+        return body
+    session = await interpreter.pool.session(run.thread_id)
+    paths = await code_files.put_inputs(execution.db, interpreter.storage, session, file_ids)
+    if not paths:
+        return body
+    tools = []
+    for tool in body.get("tools") or ():
+        if tool["function"]["name"] == NAME:
+            note = " Files available: " + ", ".join(paths) + "."
+            function = {**tool["function"], "description": FUNCTION["description"] + note}
+            tool = {"type": "function", "function": function}
+        tools.append(tool)
+    return {**body, "tools": tools}
 
 
 async def complete_tool_step(execution: RunExecution) -> None:
@@ -241,7 +272,7 @@ async def answer_calls(execution: RunExecution, body: dict[str, Any]) -> dict[st
     for position, call in enumerate(calls):
         if call.name != NAME:
             continue
-        outputs, text = await interpreter.run(run.thread_id, call)
+        outputs, text = await interpreter.run(execution, call)
         delta_outputs = [{"index": i, **o} for i, o in enumerate(outputs)]
         tool_delta = {"index": position, "type": NAME, NAME: {"outputs": delta_outputs}}
         execution.emit(

@@ -22,7 +22,7 @@ from ..domain.messages import message_object, text_content
 from ..domain.runs import TERMINAL_STATUSES, end_step, mark_cancelled, run_object, step_object
 from ..errors import error_body
 from ..tables import Message, Run, RunStep
-from . import claims, code_interpreter
+from . import claims, code_files, code_interpreter
 from .code_interpreter import CodeInterpreter
 from .events import Event, EventBus
 from .objects import add_usage, message_rows, new_step
@@ -91,6 +91,8 @@ class RunExecution:
         self.run_id = run_id
         self.started = started
         self.code_interpreter = code_interpreter
+        # What built-in tools keep for the length of the run (runs/code_files.py).
+        self.tool_state: dict[str, Any] = {}
         self.cancel_requested = False
         self._model_task: asyncio.Task[None] | None = None
         self.turn = Turn()
@@ -163,6 +165,8 @@ class RunExecution:
             await self._finish("failed", error=("server_error", problem))
             return
         body: dict[str, Any] | None = prompt.body
+        if builtin:
+            body = await code_interpreter.prepare(self, prompt.body, started.thread_messages)
         for round_ in range(code_interpreter.MAX_ROUNDS + 1):
             assert body is not None
             if await self._step(self._consume(body)) is FINISHED:
@@ -322,7 +326,8 @@ class RunExecution:
         step = await session.merge(turn.message_step)
         stamp = now()
         text = "".join(turn.text)
-        message.content = [text_content(text)] if text else []
+        parts = code_files.message_parts(self, text)
+        message.content = parts or ([text_content(text)] if text else [])
         message.status = status
         if status == "completed":
             message.completed_at = stamp
@@ -339,7 +344,10 @@ class RunExecution:
             code, message_text = error or ("server_error", "The run failed.")
             step.last_error = {"code": code, "message": message_text}
         turn.message, turn.message_step = message, step
+        shown = [{"index": i, **p} for i, p in enumerate(parts or ()) if p["type"] == "image_file"]
+        delta = {"id": message.id, "object": "thread.message.delta", "delta": {"content": shown}}
         return [
+            *([("thread.message.delta", delta)] if shown else []),
             (f"thread.message.{status}", message_object(message)),
             (f"thread.run.step.{step.status}", step_object(step)),
         ]

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from ..config import Settings
 from ..db import Database
+from ..files.storage import LocalFileStorage
 from ..ids import new_id
 from . import claims
 from .code_interpreter import CodeInterpreter
@@ -41,6 +42,7 @@ class RunExecutor:
         http: httpx.AsyncClient,
         settings: Settings,
         ready: Callable[[], bool] = lambda: True,
+        file_storage: LocalFileStorage | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -62,7 +64,7 @@ class RunExecutor:
             return stream_chat(http, body, timeouts)
 
         self.source = mock_chunks if settings.use_mock_inference else upstream
-        self.code_interpreter = CodeInterpreter.from_settings(settings)
+        self.code_interpreter = CodeInterpreter.from_settings(settings, file_storage)
 
     # -- what routes call -----------------------------------------------------------------
 
@@ -168,6 +170,7 @@ async def start_executor(app: FastAPI) -> Callable[[], Awaitable[None]]:
         http=app.state.http,
         settings=app.state.settings,
         ready=lambda: bool(app.state.schema_ready),
+        file_storage=getattr(app.state, "file_storage", None),
     )
     app.state.executor = executor
     await executor.start()

@@ -114,6 +114,8 @@ class SandboxSession:
         self.starts = 0
         self._proc: asyncio.subprocess.Process | None = None
         self._snapshot: Snapshot = {}
+        # Input files put in /mnt/data: file id → path.
+        self.inputs: dict[str, str] = {}
 
     @property
     def alive(self) -> bool:
