@@ -182,6 +182,11 @@ def bwrap_command(
 def check_bwrap(bwrap_setting: str | None, probe_uid: int | None = None) -> str:
     """The bwrap executable, once it has been seen to make a namespace; else SandboxUnavailable."""
     bwrap = bwrap_setting or shutil.which("bwrap")
+    if bwrap_setting and not os.access(bwrap_setting, os.X_OK):
+        raise SandboxUnavailable(
+            f"bubblewrap was configured at {bwrap_setting} (CODE_INTERPRETER_BWRAP), "
+            "which is not an executable"
+        )
     if not bwrap or not os.access(bwrap, os.X_OK):
         raise SandboxUnavailable(
             "bubblewrap (bwrap) is not installed; install the 'bubblewrap' package "
