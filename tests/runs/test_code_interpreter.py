@@ -7,6 +7,7 @@ message and answers with the output it is given back; everything between is the 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import openai
@@ -20,6 +21,7 @@ from tests.support.openapi import assert_matches
 from tests.support.processes import ServiceProcess
 
 SCRIPT: list[dict[str, Any]] = []
+SERVICE_ENV = {"CODE_INTERPRETER_TIMEOUT_SECONDS": "4"}
 CI_TOOL = {"type": "code_interpreter"}
 
 
@@ -265,3 +267,54 @@ def test_a_figure_becomes_an_image_file(client: openai.OpenAI, assistant: Any) -
     assert kinds == ["text", "image_file"]
     assert message.content[1].image_file.file_id == images[0].image.file_id
     assert "1 image(s) displayed to the user" in message.content[0].text.value
+
+
+def test_a_hang_ends_with_an_error_the_model_sees(client: openai.OpenAI, assistant: Any) -> None:
+    thread = client.beta.threads.create()
+    client.beta.threads.messages.create(thread.id, role="user", content=python("kept = 'ok'"))
+    client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    client.beta.threads.messages.create(thread.id, role="user", content=python("while True: pass"))
+    started = time.monotonic()
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert time.monotonic() - started < 4 + 10
+    assert run.status == "completed", run.last_error
+    logs = code_calls(client, thread.id, run.id)[0].code_interpreter.outputs[0].logs
+    assert "stopped after 4 s (time limit)" in logs
+    assert "time limit" in answer(client, thread.id)
+    # The session was restarted: the old variable is gone, the session works.
+    client.beta.threads.messages.create(thread.id, role="user", content=python("print(2 + 2)"))
+    after = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert after.status == "completed"
+    assert answer(client, thread.id) == "Output: 4"
+
+
+def test_cancelling_a_run_stops_its_code(client: openai.OpenAI, assistant: Any) -> None:
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": python("import time\ntime.sleep(3)\nopen('late', 'w').close()"),
+            }
+        ]
+    )
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id)
+        if any(s.type == "tool_calls" for s in steps.data):
+            break
+        time.sleep(0.05)
+    client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    run = client.beta.threads.runs.poll(run.id, thread_id=thread.id)
+    assert run.status == "cancelled"
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert [s.status for s in steps if s.type == "tool_calls"] == ["cancelled"]
+    assert [m.role for m in client.beta.threads.messages.list(thread.id).data] == ["user"]
+    # The code was stopped: it never got to write its file.
+    time.sleep(3.5)
+    client.beta.threads.messages.create(
+        thread.id, role="user", content=python("import os\nprint(os.path.exists('late'))")
+    )
+    after = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert after.status == "completed"
+    assert answer(client, thread.id) == "Output: False"
