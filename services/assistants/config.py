@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     code_interpreter_max_processes: int = Field(default=128, ge=8)
     code_interpreter_output_chars: int = Field(default=20_000, ge=100)
     code_interpreter_log_bytes: int = Field(default=1_000_000, ge=1000)
+    code_interpreter_disk_mb: int = Field(default=1024, ge=1)
     code_interpreter_idle_seconds: float = Field(default=1200.0, gt=0)
     code_interpreter_max_sessions: int = Field(default=32, ge=1)
     code_interpreter_bwrap: str | None = None

@@ -19,6 +19,8 @@ TEST_LIMITS = SandboxLimits(
     open_files=64,
     file_bytes=8 * 1024 * 1024,
     tmp_bytes=16 * 1024 * 1024,
+    disk_bytes=32 * 1024 * 1024,
+    disk_entries=500,
     output_chars=2_000,
     log_bytes=50_000,
 )

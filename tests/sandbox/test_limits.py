@@ -201,3 +201,30 @@ except OSError as exc:
     result = await pool.execute("culprit", code)
     assert result.error is None
     assert int(result.logs.split()[2]) < TEST_LIMITS.open_files
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param(
+            "import time\nfor n in range(1000):\n"
+            "    open(f'/mnt/data/big{n}.bin', 'wb').write(b'z' * 4_000_000)\n    time.sleep(0.01)",
+            id="bytes",
+        ),
+        pytest.param(
+            "import os\nos.mkdir('/mnt/data/many')\nfor n in range(100_000):\n"
+            "    open(f'/mnt/data/many/{n}', 'w').close()",
+            id="entries",
+        ),
+    ],
+)
+async def test_mnt_data_has_a_quota(pool: SandboxPool, code: str) -> None:
+    await pool.execute("culprit", "keep = 1\nopen('/mnt/data/kept.txt', 'w').write('kept')")
+    session = pool.sessions["culprit"]
+    started = time.monotonic()
+    result, _ = await while_another_session_answers(pool, code)
+    assert time.monotonic() - started < TEST_LIMITS.timeout_seconds
+    assert result.error and "/mnt/data went over its limit" in result.error
+    assert sorted(p.name for p in session.data_dir.iterdir()) == ["kept.txt"]
+    after = await pool.execute("culprit", "print(open('/mnt/data/kept.txt').read())")
+    assert after.logs == "kept\n"

@@ -32,7 +32,9 @@ async def test_idle_sessions_end_and_free_memory_and_disk(tmp_path) -> None:  # 
         tree = [launcher, *launcher.children(recursive=True)]
         assert session.data_dir.exists()
         deadline = time.monotonic() + 10
-        while "idle" in pool.sessions and time.monotonic() < deadline:
+        while (
+            "idle" in pool.sessions or session.directory.exists()
+        ) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         assert "idle" not in pool.sessions
         assert not session.directory.exists()

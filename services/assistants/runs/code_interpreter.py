@@ -163,6 +163,7 @@ class CodeInterpreter:
             max_processes=settings.code_interpreter_max_processes,
             output_chars=settings.code_interpreter_output_chars,
             log_bytes=settings.code_interpreter_log_bytes,
+            disk_bytes=settings.code_interpreter_disk_mb * 1024 * 1024,
         )
         work_dir = Path(settings.code_interpreter_dir) if settings.code_interpreter_dir else None
         pool = SandboxPool(

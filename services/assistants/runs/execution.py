@@ -172,10 +172,14 @@ class RunExecution:
             if await self._step(self._consume(body)) is FINISHED:
                 return
             calls = self.turn.calls.calls
-            if not builtin or round_ == code_interpreter.MAX_ROUNDS or self.cancel_requested:
+            if not builtin or self.cancel_requested:
                 break
             if not any(c.name == code_interpreter.NAME for c in calls):
                 break
+            if round_ == code_interpreter.MAX_ROUNDS:
+                limit = f"The model ran code more than {round_} times in one run."
+                await self._finish("failed", error=("server_error", limit))
+                return
             # The service answers these calls itself, then the model goes on.
             answered = await self._step(code_interpreter.answer_calls(self, body))
             if answered is FINISHED:

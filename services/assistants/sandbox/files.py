@@ -10,11 +10,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OutputFile", "Snapshot", "changed_files", "safe_name", "snapshot", "write_input"]
+__all__ = [
+    "OutputFile",
+    "Snapshot",
+    "changed_files",
+    "remove_new",
+    "safe_name",
+    "snapshot",
+    "usage",
+    "write_input",
+]
 
 MAX_ENTRIES = 2000
 MAX_DEPTH = 8
@@ -93,18 +103,21 @@ def _read_regular(root: Path, relative: str, limit: int) -> bytes | None:
 def changed_files(
     root: Path, before: Snapshot, *, max_files: int, max_bytes: int
 ) -> tuple[list[OutputFile], Snapshot]:
-    """Files new or changed since ``before`` (at most ``max_files``), and the new snapshot."""
+    """Files new or changed since ``before`` (at most ``max_files`` and ``max_bytes`` in
+    all), and the new snapshot."""
     after = snapshot(root)
     out: list[OutputFile] = []
+    budget = max_bytes  # for all the files together: the service holds them in memory
     for relative in sorted(after):
         if before.get(relative) == after[relative]:
             continue
-        if len(out) >= max_files:
+        if len(out) >= max_files or budget <= 0:
             break
         with contextlib.suppress(OSError):
-            data = _read_regular(root, relative, max_bytes)
+            data = _read_regular(root, relative, budget)
             if data is not None:
                 out.append(OutputFile(f"/mnt/data/{relative}", data))
+                budget -= len(data)
     return out, after
 
 
@@ -138,3 +151,53 @@ def write_input(root: Path, name: str, data: bytes, *, owner: int | None = None)
     finally:
         os.close(dir_fd)
     return f"/mnt/data/{name}"
+
+
+def usage(root: Path, *, max_entries: int) -> tuple[int, int]:
+    """Bytes on disk and entries under ``root`` (links not followed); counting stops past
+    ``max_entries``."""
+    total, entries = 0, 0
+    stack = [str(root)]
+    while stack and entries <= max_entries:
+        try:
+            scanned = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in scanned:
+            entries += 1
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += info.st_blocks * 512
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(entry.path)
+    return total, entries
+
+
+def remove_new(root: Path, before: Snapshot) -> None:
+    """Delete what appeared or changed since ``before``: new top-level entries whole, changed
+    files one by one (their directories opened without following links)."""
+    known_top = {name.split("/", 1)[0] for name in before}
+    for entry in list(os.scandir(root)):
+        if entry.name in known_top:
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)  # fd-based on Linux: never leaves the tree
+            else:
+                os.unlink(entry.path)
+    for relative, signature in snapshot(root).items():
+        if before.get(relative) == signature:
+            continue
+        parts = relative.split("/")
+        with contextlib.suppress(OSError):
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                for part in parts[:-1]:
+                    next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                    os.close(fd)
+                    fd = next_fd
+                os.unlink(parts[-1], dir_fd=fd)
+            finally:
+                os.close(fd)

@@ -27,7 +27,11 @@ class SandboxLimits:
     # Characters of output the model gets back, and bytes of logs kept on the run step.
     output_chars: int = 20_000
     log_bytes: int = 1_000_000
-    # Files written to /mnt/data taken back after one execution, and their size each.
+    # What /mnt/data may hold (bytes on disk, and files and directories), checked while
+    # code runs: past it, the execution is stopped and what it wrote is removed.
+    disk_bytes: int = 1024 * MIB
+    disk_entries: int = 10_000
+    # Files written to /mnt/data taken back after one execution, and their size in all.
     max_output_files: int = 20
     max_output_file_bytes: int = 100 * MIB
 

@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,15 @@ from .bwrap import (
     root_launcher,
 )
 from .cgroups import SessionCgroup
-from .files import OutputFile, Snapshot, changed_files, snapshot, write_input
+from .files import (
+    OutputFile,
+    Snapshot,
+    changed_files,
+    remove_new,
+    snapshot,
+    usage,
+    write_input,
+)
 from .limits import SandboxLimits
 
 __all__ = ["ExecutionResult", "SandboxSession"]
@@ -49,7 +58,14 @@ _SIGNALS = {
 }
 
 
+DISK_CHECK_SECONDS = 0.5
+
+
 class _ProcessEnded(Exception):
+    pass
+
+
+class _DiskFull(Exception):
     pass
 
 
@@ -208,7 +224,8 @@ class SandboxSession:
             proc.stdin.write(json.dumps(request).encode() + b"\n")
             async with asyncio.timeout(self.limits.timeout_seconds):
                 await proc.stdin.drain()
-                status = await self._read_until(proc.stdout, token, kept, result)
+                status = await self._watched(self._read_until(proc.stdout, token, kept, result))
+            await self._check_disk()
             result.error = status.get("error")
             for item in status.get("images") or ():
                 result.images.append(base64.b64decode(item))
@@ -218,6 +235,16 @@ class SandboxSession:
                 f"Error: the execution was stopped after {self.limits.timeout_seconds:g} s "
                 "(time limit). The Python session was restarted: variables are lost, "
                 "files in /mnt/data are kept."
+            )
+        except _DiskFull:
+            if self.alive:
+                await self.kill()
+                result.session_restarted = True
+            await asyncio.to_thread(remove_new, self.data_dir, self._snapshot)
+            result.error = (
+                f"Error: /mnt/data went over its limit ({self.limits.disk_bytes // 2**20} MB, "
+                f"{self.limits.disk_entries} files); what this execution wrote there was "
+                "removed and the Python session was restarted (variables are lost)."
             )
         except asyncio.CancelledError:
             # The run was cancelled mid-execution: the code must not go on running.
@@ -239,6 +266,32 @@ class SandboxSession:
             max_bytes=self.limits.max_output_file_bytes,
         )
         return result
+
+    async def _check_disk(self) -> None:
+        used, entries = await asyncio.to_thread(
+            usage, self.data_dir, max_entries=self.limits.disk_entries
+        )
+        if used > self.limits.disk_bytes or entries > self.limits.disk_entries:
+            raise _DiskFull
+
+    async def _watched(self, reading: Awaitable[dict[str, object]]) -> dict[str, object]:
+        """``reading``, while /mnt/data is checked against its limit every half second."""
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(DISK_CHECK_SECONDS)
+                await self._check_disk()
+
+        reader, watcher = asyncio.ensure_future(reading), asyncio.ensure_future(watch())
+        try:
+            await asyncio.wait({reader, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done():
+                watcher.result()  # raises _DiskFull
+            return reader.result()
+        finally:
+            for task in (reader, watcher):
+                task.cancel()
+            await asyncio.gather(reader, watcher, return_exceptions=True)
 
     async def _read_until(
         self,
