@@ -77,7 +77,8 @@ _CODE_START = re.compile(r'\s*\{\s*"code"\s*:\s*"')
 def input_code(arguments: str) -> str:
     """The code of a finished call: ``{"code": ...}``, or the raw text if the model sent that."""
     try:
-        parsed = json.loads(arguments)
+        # strict=False: some local models put raw newlines inside the JSON string.
+        parsed = json.loads(arguments, strict=False)
     except ValueError:
         return arguments
     if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
@@ -104,7 +105,7 @@ def partial_code(arguments: str) -> str:
     # An escape sequence cut in half decodes badly: drop up to one escape's length.
     for cut in range(7):
         try:
-            return json.loads(f'"{raw[: len(raw) - cut]}"')
+            return json.loads(f'"{raw[: len(raw) - cut]}"', strict=False)
         except ValueError:
             continue
     return ""
@@ -273,9 +274,14 @@ async def answer_calls(execution: RunExecution, body: dict[str, Any]) -> dict[st
     for position, call in enumerate(calls):
         if call.name != NAME:
             continue
+        streamed = call.streamed
         outputs, text = await interpreter.run(execution, call)
         delta_outputs = [{"index": i, **o} for i, o in enumerate(outputs)]
-        tool_delta = {"index": position, "type": NAME, NAME: {"outputs": delta_outputs}}
+        details: dict[str, Any] = {"outputs": delta_outputs}
+        if call.streamed.startswith(streamed) and len(call.streamed) > len(streamed):
+            # Code the stream could not show as it came (not JSON the way it was cut).
+            details["input"] = call.streamed[len(streamed) :]
+        tool_delta = {"index": position, "type": NAME, NAME: details}
         execution.emit(
             "thread.run.step.delta",
             {
