@@ -16,11 +16,20 @@ from openai import AssistantEventHandler
 from typing_extensions import override
 
 from tests.fakes.process import FakeUpstream
+from tests.runs.conftest import WEATHER_TOOL
 from tests.runs.sse import assert_event_shapes, stream_events
 from tests.support.openapi import assert_matches
 from tests.support.processes import ServiceProcess
 
-SCRIPT: list[dict[str, Any]] = []
+SCRIPT: list[dict[str, Any]] = [
+    {
+        "match": "mixedcalls",
+        "tool_calls": [
+            {"name": "code_interpreter", "arguments": {"code": "print(5 * 5)"}},
+            {"name": "get_weather", "arguments": {"city": "Oslo"}},
+        ],
+    }
+]
 SERVICE_ENV = {"CODE_INTERPRETER_TIMEOUT_SECONDS": "4"}
 CI_TOOL = {"type": "code_interpreter"}
 
@@ -318,3 +327,32 @@ def test_cancelling_a_run_stops_its_code(client: openai.OpenAI, assistant: Any) 
     after = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     assert after.status == "completed"
     assert answer(client, thread.id) == "Output: False"
+
+
+def test_function_calls_beside_code_wait_for_the_caller(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    both = client.beta.assistants.create(model="fake-model", tools=[CI_TOOL, WEATHER_TOOL])
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=both.id, thread={"messages": [{"role": "user", "content": "mixedcalls"}]}
+    )
+    assert run.status == "requires_action"
+    pending = run.required_action.submit_tool_outputs.tool_calls
+    assert [c.function.name for c in pending] == ["get_weather"]
+    run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=run.thread_id,
+        tool_outputs=[{"tool_call_id": pending[0].id, "output": "cold"}],
+    )
+    assert run.status == "completed", run.last_error
+    (step,) = [
+        s
+        for s in client.beta.threads.runs.steps.list(run.id, thread_id=run.thread_id).data
+        if s.type == "tool_calls"
+    ]
+    code, weather = step.step_details.tool_calls
+    assert code.type == "code_interpreter" and code.code_interpreter.outputs[0].logs == "25\n"
+    assert weather.type == "function" and weather.function.output == "cold"
+    # The model got both results.
+    last = upstream.requests()[-1]["body"]["messages"]
+    assert [(m["role"], m.get("content")) for m in last[-2:]] == [("tool", "25"), ("tool", "cold")]
