@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CgroupTree", "SessionCgroup", "find_cgroup_tree"]
+__all__ = ["CgroupTree", "SessionCgroup", "find_cgroup_tree", "pid_alive"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -97,6 +97,7 @@ def _own_path(controller: str) -> str | None:
 
 
 def _writable_parent(base: Path, name: str) -> Path | None:
+    _remove_stale(base, name.rstrip("0123456789"))
     parent = base / name
     try:
         parent.mkdir(exist_ok=True)
@@ -105,8 +106,32 @@ def _writable_parent(base: Path, name: str) -> Path | None:
     return parent if os.access(parent, os.W_OK) else None
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(base: Path, prefix: str) -> None:
+    """Cgroups a service that died left behind (named ``prefix<pid>``, that pid gone)."""
+    with contextlib.suppress(OSError):
+        for parent in base.glob(f"{prefix}*"):
+            pid = parent.name[len(prefix) :]
+            if not pid.isdigit() or pid_alive(int(pid)):
+                continue
+            children = [d for d in parent.iterdir() if d.is_dir()]
+            SessionCgroup(tuple(children)).remove()
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+
 def find_cgroup_tree(name: str) -> CgroupTree | None:
-    """A writable place for per-session cgroups named under ``name``, or None."""
+    """A writable place for per-session cgroups named under ``name`` (``<prefix><pid>``),
+    or None. Stale ones of dead processes are removed on the way."""
     pids_v1 = CGROUP_ROOT / "pids"
     if (pids_v1 / "cgroup.procs").exists():
         own = _own_path("pids") or "/"

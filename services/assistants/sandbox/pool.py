@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -25,13 +27,25 @@ from .bwrap import (
     host_interpreter,
     prepare_view,
 )
-from .cgroups import CgroupTree, find_cgroup_tree
+from .cgroups import CgroupTree, find_cgroup_tree, pid_alive
 from .limits import SandboxLimits
 from .session import ExecutionResult, SandboxSession
 
 __all__ = ["SandboxPool"]
 
 log = logging.getLogger(__name__)
+
+
+_STALE = re.compile(r"sandbox-(\d+)-")
+
+
+def remove_stale_dirs(base: Path) -> None:
+    """Session directories a service that died left in ``base`` (``sandbox-<pid>-…``)."""
+    with contextlib.suppress(OSError):
+        for path in base.glob("sandbox-*-*"):
+            match = _STALE.match(path.name)
+            if match and path.is_dir() and not pid_alive(int(match.group(1))):
+                shutil.rmtree(path, ignore_errors=True)
 
 
 class SandboxPool:
@@ -88,12 +102,14 @@ class SandboxPool:
         base = self._work_dir_setting
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
-        self.work_dir = Path(tempfile.mkdtemp(prefix="sandbox-", dir=base))
+        remove_stale_dirs(Path(base or tempfile.gettempdir()))
+        remove_stale_dirs(Path("/tmp"))
+        self.work_dir = Path(tempfile.mkdtemp(prefix=f"sandbox-{os.getpid()}-", dir=base))
         os.chmod(self.work_dir, 0o700)
         if self._as_root and self.sandboxed:
             # Empty mount points any uid can reach; each session's launcher binds its own
             # interpreter and data there, in a mount namespace of its own.
-            self.view = Path(tempfile.mkdtemp(prefix="sandbox-view-", dir="/tmp"))
+            self.view = Path(tempfile.mkdtemp(prefix=f"sandbox-{os.getpid()}-view-", dir="/tmp"))
             prepare_view(self.interpreter, self.view)
 
     async def ensure_available(self) -> None:
@@ -121,7 +137,8 @@ class SandboxPool:
                 await self._evict_one()
             assert self.work_dir is not None
             self._counter += 1
-            name = f"s{self._counter}"
+            # Unique across pools: several may share this process's cgroup parent.
+            name = f"s{self._counter}-{secrets.token_hex(4)}"
             cgroup = None
             if self._cgroups is not None:
                 cgroup = await asyncio.to_thread(
