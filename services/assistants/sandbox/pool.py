@@ -29,7 +29,7 @@ from .bwrap import (
 )
 from .cgroups import CgroupTree, find_cgroup_tree, pid_alive
 from .limits import SandboxLimits
-from .session import ExecutionResult, SandboxSession
+from .session import ExecutionResult, SandboxSession, SessionClosed
 
 __all__ = ["SandboxPool"]
 
@@ -170,8 +170,13 @@ class SandboxPool:
             return session
 
     async def execute(self, key: str, code: str) -> ExecutionResult:
-        session = await self.session(key)
-        return await session.execute(code)
+        for _ in range(3):
+            session = await self.session(key)
+            try:
+                return await session.execute(code)
+            except SessionClosed:
+                continue  # ended meanwhile (idle or evicted): the key gets a new session
+        raise SandboxUnavailable("code_interpreter sessions are being ended faster than used")
 
     async def close_session(self, key: str) -> None:
         session = self.sessions.pop(key, None)

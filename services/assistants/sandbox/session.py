@@ -44,7 +44,7 @@ from .files import (
 )
 from .limits import SandboxLimits
 
-__all__ = ["ExecutionResult", "SandboxSession"]
+__all__ = ["ExecutionResult", "SandboxSession", "SessionClosed"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ class _ProcessEnded(Exception):
 
 class _DiskFull(Exception):
     pass
+
+
+class SessionClosed(Exception):
+    """The session was ended (idle, or evicted) before this execution could start."""
 
 
 @dataclass
@@ -128,6 +132,7 @@ class SandboxSession:
         self.lock = asyncio.Lock()
         self.last_used = time.monotonic()
         self.starts = 0
+        self.closed = False
         self._proc: asyncio.subprocess.Process | None = None
         self._snapshot: Snapshot = {}
         # Input files put in /mnt/data: file id → path.
@@ -201,6 +206,8 @@ class SandboxSession:
     async def execute(self, code: str) -> ExecutionResult:
         """Run ``code``; whatever it does, this returns within the wall-clock limit."""
         async with self.lock:
+            if self.closed:
+                raise SessionClosed(self.key)
             self.last_used = time.monotonic()
             try:
                 return await self._execute(code)
@@ -369,6 +376,7 @@ class SandboxSession:
 
     async def close(self) -> None:
         """End the session and free its memory and disk."""
+        self.closed = True
         await self.kill()
         if self.cgroup is not None:
             await asyncio.to_thread(self.cgroup.remove)
