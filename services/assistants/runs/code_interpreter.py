@@ -67,6 +67,11 @@ def enabled(tools: list[dict[str, Any]] | None) -> bool:
     return any(t.get("type") == NAME for t in tools or ())
 
 
+def output_chars(interpreter: CodeInterpreter | None) -> int:
+    """How much of a call's output the model reads back."""
+    return interpreter.pool.limits.output_chars if interpreter else SandboxLimits().output_chars
+
+
 def function_tool() -> dict[str, Any]:
     return {"type": "function", "function": FUNCTION}
 

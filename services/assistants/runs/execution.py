@@ -151,7 +151,11 @@ class RunExecution:
             prompt = build_request(
                 run,
                 thread_history(started.thread_messages),
-                run_history(started.steps, started.own_messages),
+                run_history(
+                    started.steps,
+                    started.own_messages,
+                    code_interpreter.output_chars(self.code_interpreter),
+                ),
                 budget,
             )
         except PromptTooLong:
