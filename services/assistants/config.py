@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     code_interpreter_idle_seconds: float = Field(default=1200.0, gt=0)
     code_interpreter_max_sessions: int = Field(default=32, ge=1)
     code_interpreter_bwrap: str | None = None
+    # Run as root, session N runs as host uid/gid base + N (no such user need exist).
+    code_interpreter_uid_base: int = Field(default=200_000, ge=1000)
     code_interpreter_dir: str | None = None
     # Development only: run code WITHOUT a sandbox where none can be made (logged each time).
     code_interpreter_allow_unsandboxed: bool = False

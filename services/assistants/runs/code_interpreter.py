@@ -179,6 +179,7 @@ class CodeInterpreter:
             idle_seconds=settings.code_interpreter_idle_seconds,
             max_sessions=settings.code_interpreter_max_sessions,
             allow_unsandboxed=settings.code_interpreter_allow_unsandboxed,
+            uid_base=settings.code_interpreter_uid_base,
         )
         return cls(pool, storage)
 
