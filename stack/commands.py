@@ -18,7 +18,7 @@ from stack import procs
 from stack.errors import StackError
 from stack.logs import follow, merged_tail
 from stack.render import UpRenderer, line_printer, port_text, status_table
-from stack.state import StackPaths, live_status, read_state, write_state
+from stack.state import READY, StackPaths, live_status, read_state, write_state
 
 # `up` and `config` import the config schema, the planner and the runner when they need
 # them: `stack status` and friends should not pay for pydantic and asyncio at start-up.
@@ -84,13 +84,42 @@ def _conclude(render: UpRenderer, paths: StackPaths, code: int | None) -> int:
             return code
         raise StackError("stopped before every service was up (stack down?)")
     if res["t"] == "running":
-        status = res.get("status") or {}
-        console.print(f"stack already running (supervisor pid {status.get('supervisor_pid')})")
-        console.print(status_table(status))
-        return 0
+        return _wait_for_running(paths)
     if code is None:
         console.print(status_table(live_status(paths) or res["status"]))
     return code or 0
+
+
+def _wait_for_running(paths: StackPaths, timeout: float = 900.0) -> int:
+    """Another `stack up` holds the lock: wait until every service is up (or it failed)."""
+    said = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = live_status(paths) or {}
+        alive = status.get("supervisor_alive")
+        if alive and not said:
+            pid = status.get("supervisor_pid")
+            console.print(f"stack already running (supervisor pid {pid})")
+            said = True
+        states = [s.get("state") for s in status.get("services", {}).values()]
+        if alive and status.get("phase") == "up":
+            if all(s in READY for s in states):
+                console.print(status_table(status))
+                return 0
+            if "failed" in states:
+                console.print(status_table(status))
+                raise StackError("the stack is running, but not every service is up")
+        lock = procs.try_lock(paths.lock)
+        if lock is not None:  # the other `up` has finished without the stack running
+            procs.unlock(lock)
+            status = live_status(paths) or {}
+            if not status.get("supervisor_alive"):
+                raise StackError(
+                    f"the other `stack up` ended with the stack {status.get('phase', 'down')};"
+                    " see `stack status`"
+                )
+        time.sleep(0.1)
+    raise StackError(f"the stack was not up within {timeout:g}s; see `stack status`")
 
 
 # -- down, restart, status ---------------------------------------------------------------------
@@ -136,27 +165,34 @@ def _sweep(paths: StackPaths) -> None:
     write_state(paths.state, data)  # the truth now: nothing of this stack runs
 
 
-def restart(file: Path, service: str, timeout: float = 120.0) -> int:
+def restart(file: Path, service: str, deps: bool = True, timeout: float = 600.0) -> int:
     paths, status = _running(file)
     if status is None:
         raise StackError("no stack running")
     if service not in status["services"]:
         raise StackError(f"unknown service {service!r} (have: {', '.join(status['services'])})")
-    current = status["services"][service]
-    if current.get("state") in ("adopted", "external"):
-        raise StackError(f"{service} is {current['state']}: the stack does not run it")
-    before = current.get("started_at")
-    reply = procs.control_request(paths.control, {"cmd": "restart", "service": service})
+    asked = time.time()
+    request = {"cmd": "restart", "service": service, "deps": deps}
+    reply = procs.control_request(paths.control, request)
     if not reply.get("ok"):
         raise StackError(reply.get("error", "restart refused"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        svc = (live_status(paths) or {}).get("services", {}).get(service, {})
-        if svc.get("state") in ("healthy", "running") and svc.get("started_at") != before:
-            console.print(f"{service} restarted (pid {svc.get('pid')})")
-            return 0
+        now = live_status(paths) or {}
+        svcs = now.get("services", {})
+        svc = svcs.get(service, {})
         if svc.get("state") == "failed":
             raise StackError(f"{service} failed: {svc.get('reason')}")
+        if not now.get("supervisor_alive"):
+            raise StackError(f"the supervisor stopped; see {paths.supervisor_log}")
+        back = (svc.get("ready_at") or 0) > asked and svc.get("state") in READY
+        if back and all(s.get("state") in READY for s in svcs.values()):
+            how = f"pid {svc['pid']}" if svc.get("pid") else svc.get("state")
+            variant = f" as {svc['variant']}" if svc.get("variant") else ""
+            console.print(f"{service} restarted{variant} ({how})")
+            for note in now.get("notes", [])[len(status.get("notes", [])) :]:
+                console.print(f"• {note}")
+            return 0
         time.sleep(0.1)
     raise StackError(f"{service} not back within {timeout:g}s")
 

@@ -176,6 +176,7 @@ class Service(Strict):
     pre_start: list[Task] = []
     post_healthy: list[Task] = []
     vars: dict[str, Str] = {}
+    hint: str | None = None  # what to do when it fails to start, said in the report
     # only inside `variants:`
     name: str | None = None
     when: When | None = None
@@ -359,6 +360,9 @@ def load(path: str | Path, environ: dict[str, str] | None = None) -> StackConfig
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ConfigError([("", f"cannot read {path}: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        why = f"{path.name} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        raise ConfigError([("", why)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([("", f"{path.name} is not valid YAML: {exc}")]) from None
     if not isinstance(raw, dict):

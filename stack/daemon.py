@@ -13,7 +13,7 @@ from stack import procs
 from stack.config import StackConfig
 from stack.interpolate import InterpolationError
 from stack.plan import ExternalDown, make_plan
-from stack.ports import PortsExhausted
+from stack.ports import PortsExhausted, describe_holder
 from stack.runner import Emit, LinePrinter, Runner
 from stack.state import StackPaths, live_status
 
@@ -28,19 +28,21 @@ async def _supervise_async(
     except (PortsExhausted, InterpolationError, ExternalDown, OSError) as exc:
         emit({"t": "error", "text": str(exc)})
         return 1
+    notes = []
     for name, p in plan.ports.items():
+        held = f" by {describe_holder(p.holder)}" if p.holder else ""
         if p.adopted:
-            emit(
-                {
-                    "t": "note",
-                    "text": f"{name}: something healthy already answers on port {p.port}; adopted",
-                }
+            notes.append(
+                f"{name}: adopted what already answers on port {p.port}: "
+                + (describe_holder(p.holder) if p.holder else "something healthy")
             )
         elif p.moved:
-            emit({"t": "note", "text": f"{name}: port {p.asked} is taken; using {p.port}"})
-    for choice in plan.choices.values():
-        emit({"t": "note", "text": choice.note})
+            notes.append(f"{name}: port {p.asked} is taken{held}; using {p.port}")
+    notes += [choice.note for choice in plan.choices.values()]
+    for text in notes:
+        emit({"t": "note", "text": text})
     runner = Runner(cfg, plan, paths, emit, printer, wd)
+    runner.events += [n for n in notes if n not in runner.notes.values()]
     failure = await runner.run()
     return 1 if failure else 0
 

@@ -14,7 +14,9 @@ from stack.config import Service, dependency_order
 from stack.events import (
     Event,
     Exited,
+    PortTaken,
     ProbeDone,
+    Replanned,
     RestartRequested,
     Spawned,
     SpawnFailed,
@@ -23,9 +25,10 @@ from stack.events import (
     Tick,
 )
 
-__all__ = ["Effects", "Failure", "ServiceState", "Supervisor", "describe_exit"]
+__all__ = ["Effects", "Failure", "ServiceState", "Supervisor", "describe_exit", "failure_hint"]
 
 READY = {"healthy", "running", "completed", "adopted", "external"}
+OUTSIDE = {"adopted", "external", "lost"}  # not run by the stack: watched by probes only
 STARTED = READY | {"starting", "post-start"}
 DEAD_END = {"failed", "skipped", "stopped", "exited"}
 
@@ -36,6 +39,7 @@ class Effects(Protocol):
     def probe(self, name: str, gen: int) -> None: ...
     def run_task(self, name: str, gen: int, phase: str, index: int) -> None: ...
     def cancel(self, name: str) -> None: ...
+    def replan(self, name: str, gen: int, mode: str, deps: bool) -> None: ...
     def call_at(self, when: float, event: Event) -> None: ...
     def changed(self, name: str) -> None: ...
     def up_ready(self) -> None: ...
@@ -57,6 +61,28 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
+def failure_hint(failure: Failure, hint: str | None = None) -> str:
+    """What to do about a failed `stack up`, from how it failed (and the service's own hint)."""
+    name, why = failure.name, failure.why
+    logs = f"`stack logs {name}` has its whole log"
+    if "killed by SIG" in why and "SIGTERM" not in why and "SIGKILL" not in why:
+        text = (
+            f"{name} crashed: a fault in the program or in a native library it loads, not in"
+            f" the stack file; {logs}"
+        )
+    elif "not healthy after" in why:
+        text = f"it started but never passed its probe: {logs}; if it is only slow, raise"
+        text += " probe.start_timeout"
+    elif "exited with code" in why or "could not start" in why:
+        text = f"{logs}; fix what it says and run `stack up` again"
+    else:
+        text = logs
+    return f"{text}. {hint}" if hint else text
+
+
+StopWhy = Literal["down", "restart", "liveness", "switch", "requeue"]
+
+
 @dataclass
 class ServiceState:
     name: str
@@ -74,7 +100,8 @@ class ServiceState:
     last_probe: str = ""
     probe_failures: int = 0
     reason: str = ""  # why the service is in its state, for status and failure reports
-    stopping_for: Literal["down", "restart", "liveness"] | None = None
+    stopping_for: StopWhy | None = None
+    adopt_next: bool = False  # after a switch: adopt what answers instead of starting it
 
     @property
     def has_process(self) -> bool:
@@ -104,8 +131,7 @@ class Supervisor:
     def begin(self) -> None:
         self.phase = "starting"
         for name in self.adopted:
-            state = "adopted" if self.svcs[name].spec.command else "external"
-            self._set(name, state, health="healthy")
+            self._adopt(self.svcs[name])
         self._advance()
 
     def handle(self, ev: Event) -> None:
@@ -113,9 +139,12 @@ class Supervisor:
             self._stop_all(ev.reason)
             return
         if isinstance(ev, RestartRequested):
-            self._restart(ev.name)
+            self._restart(ev.name, ev.deps)
             return
         s = self.svcs[ev.name]
+        if isinstance(ev, Replanned) and ev.mode == "restart":
+            self._on_replanned(s, ev)  # asked for by name: whatever happened since
+            return
         if ev.gen != s.gen:
             return  # a timer or result from an earlier incarnation
         match ev:
@@ -132,6 +161,12 @@ class Supervisor:
                 self._on_task(s, ev)
             case Tick():
                 self._on_tick(s, ev.what)
+            case PortTaken():
+                s.spawning = False
+                self._set(s.name, "moving", reason=f"port {s.spec.port} is taken now")
+                self.fx.replan(s.name, s.gen, "port", True)
+            case Replanned():
+                self._on_replanned(s, ev)
 
     # -- starting ----------------------------------------------------------------------------
     def _dep_verdict(self, dep: str, condition: str) -> str:
@@ -197,6 +232,9 @@ class Supervisor:
         probe = s.spec.probe
         assert probe is not None
         s.last_probe = detail
+        if s.state in OUTSIDE:
+            self._on_outside_probe(s, ok, detail)
+            return
         if s.state == "starting":
             if ok:
                 s.health = "healthy"
@@ -217,6 +255,36 @@ class Supervisor:
                 return
         self.fx.changed(s.name)
         self.fx.call_at(self.clock() + probe.liveness_interval, Tick(s.name, s.gen, "probe"))
+
+    def _on_outside_probe(self, s: ServiceState, ok: bool, detail: str) -> None:
+        """Liveness of what the stack adopted or was pointed at: when it stops answering,
+        fail over to the next variant that fits (or start our own, if it has a command)."""
+        probe = s.spec.probe
+        assert probe is not None
+        if ok and s.state == "lost":
+            self._adopt(s)  # back before anything replaced it
+            self._advance()
+            return
+        if ok:
+            s.probe_failures, s.health = 0, "healthy"
+        elif s.state != "lost":
+            s.probe_failures += 1
+            s.health = f"failing ({s.probe_failures}/{probe.failure_threshold}): {detail}"
+            if s.probe_failures >= probe.failure_threshold:
+                self._set(s.name, "lost", reason=f"stopped answering: {detail}", health="down")
+                self.fx.replan(s.name, s.gen, "failover", True)
+                return  # probing goes on if nothing can replace it
+        self.fx.changed(s.name)
+        self.fx.call_at(self.clock() + probe.liveness_interval, Tick(s.name, s.gen, "probe"))
+
+    def _adopt(self, s: ServiceState) -> None:
+        s.ready_at = self.clock()
+        s.probe_failures = 0
+        state = "adopted" if s.spec.command else "external"
+        self._set(s.name, state, reason="", health="healthy")
+        if s.spec.probe:
+            when = self.clock() + s.spec.probe.liveness_interval
+            self.fx.call_at(when, Tick(s.name, s.gen, "probe"))
 
     def _after_healthy(self, s: ServiceState) -> None:
         if s.spec.post_healthy:
@@ -246,7 +314,7 @@ class Supervisor:
             self._ready(s, "healthy")
 
     def _on_tick(self, s: ServiceState, what: str) -> None:
-        if what == "probe" and s.state in ("starting", "healthy", "post-start"):
+        if what == "probe" and s.state in ("starting", "healthy", "post-start", *OUTSIDE):
             self.fx.probe(s.name, s.gen)
         elif what == "start_timeout" and s.state == "starting":
             timeout = s.spec.probe.start_timeout if s.spec.probe else 0
@@ -285,6 +353,12 @@ class Supervisor:
                 self._continue_stop()
             elif why == "restart":
                 self._launch(s)
+            elif why == "switch":
+                self._take_new(s)
+            elif why == "requeue":
+                s.gen += 1
+                self._set(s.name, "pending", reason=s.reason)
+                self._advance()
             else:
                 self._after_exit(s, code, forced=True)
             return
@@ -295,8 +369,10 @@ class Supervisor:
         if code == 0 and s.spec.restart.policy != "always":
             self._set(s.name, "completed", reason="")
             self._advance()
-        elif self.phase == "starting" and s.state not in READY:
-            self._fail_up(s, f"{s.last_exit} before becoming healthy")
+        elif self.phase == "starting":
+            # while `stack up` waits, a crash is reported, not retried behind its back
+            when = "before becoming healthy" if s.state not in READY else "while the stack started"
+            self._fail_up(s, f"{s.last_exit} {when}")
         else:
             self._after_exit(s, code)
 
@@ -317,6 +393,7 @@ class Supervisor:
                 self._fail_up(s, f"{why}: {s.reason or s.last_exit}")
             else:
                 self._set(s.name, "failed", reason=f"{why} (last: {s.reason or s.last_exit})")
+                self.fx.replan(s.name, s.gen, "failover", True)  # another variant may fit
                 self._advance()
             return
         delay = min(rs.backoff * 2 ** len(s.restart_times), rs.max_backoff)
@@ -327,19 +404,76 @@ class Supervisor:
         self._set(s.name, "backoff", reason=f"{cause}; restarting in {delay:g}s")
         self.fx.call_at(now + delay, Tick(s.name, s.gen, "restart"))
 
-    def _restart(self, name: str) -> None:
+    def _restart(self, name: str, deps: bool) -> None:
         s = self.svcs[name]
-        if self.phase not in ("starting", "up") or s.state in ("adopted", "external"):
+        if self.phase not in ("starting", "up"):
             return
-        s.restart_times.clear()  # a manual restart starts a fresh window
+        # decided again first: the preferred variant may answer again, a port may be taken
+        self.fx.replan(name, s.gen, "restart", deps)
+
+    def _on_replanned(self, s: ServiceState, ev: Replanned) -> None:
+        if self.phase not in ("starting", "up"):
+            return
+        if ev.specs is None or ev.same:
+            if ev.mode == "restart":
+                self._plain_restart(s)
+            elif ev.mode == "port":
+                self._take_new(s)
+            elif s.state == "lost" and s.spec.probe:  # nothing to fail over to: keep watching
+                s.reason += f" ({ev.note or 'nothing else fits'})"
+                self.fx.changed(s.name)
+                when = self.clock() + s.spec.probe.liveness_interval
+                self.fx.call_at(when, Tick(s.name, s.gen, "probe"))
+            return
+        for name, spec in ev.specs.items():
+            self.svcs[name].spec = spec
+        s.adopt_next = ev.adopted
+        s.reason = ev.note
+        for name in self.order:  # dependents first out, and back in order via _advance
+            if name in ev.changed:
+                self._requeue(self.svcs[name], f"{s.name} changed: {ev.note}")
         if s.has_process:
+            self._stop_proc(s, "switch")
+        else:
+            self._take_new(s)
+
+    def _plain_restart(self, s: ServiceState) -> None:
+        s.restart_times.clear()  # a manual restart starts a fresh window
+        if s.state in ("adopted", "external"):
+            self._adopt(s)  # it answers (the replan checked): nothing to restart
+        elif s.has_process:
             self._stop_proc(s, "restart")
         elif s.state not in ("pre-start", "pending"):
             s.gen += 1
             self._launch(s)
 
+    def _take_new(self, s: ServiceState) -> None:
+        """Start (or adopt) a service afresh with the spec it has now."""
+        s.gen += 1
+        s.restart_times.clear()
+        self.fx.cancel(s.name)
+        if s.adopt_next:
+            s.adopt_next = False
+            self._adopt(s)
+        else:
+            self._set(s.name, "pending")
+        self._advance()
+
+    def _requeue(self, s: ServiceState, why: str) -> None:
+        """Back to pending (stopped first if running): it starts again once its
+        dependencies are ready, with its new spec."""
+        s.reason = why
+        if s.state in OUTSIDE:
+            return  # nothing of ours to restart
+        if s.has_process:
+            self._stop_proc(s, "requeue")
+        elif s.state != "pending":
+            s.gen += 1
+            self.fx.cancel(s.name)
+            self._set(s.name, "pending")
+
     # -- stopping ----------------------------------------------------------------------------
-    def _stop_proc(self, s: ServiceState, why: Literal["down", "restart", "liveness"]) -> None:
+    def _stop_proc(self, s: ServiceState, why: StopWhy) -> None:
         s.stopping_for = why
         self._set(s.name, "stopping")
         self.fx.cancel(s.name)

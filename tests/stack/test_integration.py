@@ -207,8 +207,14 @@ services:
 """)
         out = harness.cli("up")
         assert out.returncode == 0, out.stdout + out.stderr
-        assert f"port {taken} is taken; using" in out.stdout and "adopted" in out.stdout
+        # the holder is named: the test process holds `taken`, the outside server `existing`
+        assert f"port {taken} is taken by pid {os.getpid()} (" in out.stdout, out.stdout
+        assert f"on port {existing}: pid {outside.pid} (" in out.stdout
         st = harness.status()["services"]
+        assert st["api"]["port_holder"]["pid"] == os.getpid()
+        assert st["api"]["port_holder"]["cmdline"] == " ".join(psutil.Process().cmdline())
+        assert st["runtime"]["port_holder"]["pid"] == outside.pid
+        assert "svc.py" in st["runtime"]["port_holder"]["cmdline"]
         assert st["runtime"]["adopted"] and st["runtime"]["state"] == "adopted"
         assert st["runtime"]["pid"] is None
         assert st["api"]["moved"] and st["api"]["asked_port"] == taken
@@ -441,6 +447,10 @@ def test_a_running_ollama_is_adopted(harness: StackHarness) -> None:
         out = harness.cli("up")  # not installed here, but answering: adopted
         assert out.returncode == 0, out.stdout + out.stderr
         assert "runtime: ollama (already running, adopted)" in out.stdout
+        said = f"runtime: adopted what already answers on port {port}: pid {outside.pid} ("
+        assert said in out.stdout and "), an Ollama already running" in out.stdout, out.stdout
+        holder = harness.status()["services"]["runtime"]["port_holder"]
+        assert holder["pid"] == outside.pid and holder["what"] == "an Ollama already running"
         st = harness.status()["services"]["runtime"]
         assert st["adopted"] and st["pid"] is None and st["port"] == port
         assert harness.cli("down").returncode == 0
