@@ -69,7 +69,7 @@ class Plan:
         if r.choice is not None:
             self.choices[r.name] = r.choice
         self.services[r.name] = r.services[r.name]
-        for n in r.changed if deps else ():
+        for n in r.updated if deps else ():
             self.services[n] = r.services[n]
 
 
@@ -232,7 +232,8 @@ class Replan:
     port: PortPlan | None
     choice: Choice | None
     services: dict[str, Service]  # every service resolved again
-    changed: list[str]  # other services whose resolved spec differs (they must restart)
+    changed: list[str]  # other services that must restart to follow (new command or env)
+    updated: list[str]  # other services whose resolved spec differs at all
     same: bool  # nothing changes: a plain restart
 
     @property
@@ -295,8 +296,19 @@ async def replan(
         if port is not None and port is not old_port and port.sock is not None:
             port.sock.close()
         raise
-    changed = [n for n, s in resolved.items() if n != name and s != plan.services.get(n)]
-    return Replan(name, svc, port, choice, resolved, changed, same and not changed)
+    updated = [n for n, s in resolved.items() if n != name and s != plan.services.get(n)]
+    changed = [n for n in updated if _runs_differently(resolved[n], plan.services[n])]
+    return Replan(name, svc, port, choice, resolved, changed, updated, same and not changed)
+
+
+# what only matters when a service is started, not to the process while it runs
+_NOT_RUNTIME = {"pre_start", "post_healthy", "vars", "note", "hint", "name", "when"}
+
+
+def _runs_differently(a: Service, b: Service) -> bool:
+    """Whether the running process must be restarted to follow the change (a new URL in its
+    command or environment); new provisioning values alone wait for its next start."""
+    return a.model_dump(exclude=_NOT_RUNTIME) != b.model_dump(exclude=_NOT_RUNTIME)
 
 
 def _by_name(svc: Service, answers: Answers) -> Callable[[str, int], Awaitable[bool]]:

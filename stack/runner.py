@@ -169,7 +169,7 @@ class Runner:
         elif r.changed:
             note += f"; not restarting {', '.join(r.changed)} (--no-deps)"
         self._event(f"{name}: {note}")
-        specs = {n: self.plan.services[n] for n in (name, *changed)}
+        specs = {n: self.plan.services[n] for n in (name, *(r.updated if deps else ()))}
         ev = Replanned(name, gen, mode, specs, changed, r.adopted, note=note)  # type: ignore[arg-type]
         self.queue.put_nowait(ev)
 
