@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +31,26 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 # -- up ----------------------------------------------------------------------------------------
 def up(file: Path, foreground: bool = False) -> int:
     from stack.config import load
-    from stack.daemon import PipeEmit, supervise
+    from stack.daemon import send, start_detached, supervise
 
-    cfg = load(file)
-    paths = StackPaths.for_stack(cfg.path)
-    paths.ensure()
     render = UpRenderer(console, live=foreground)
     if foreground:
+        cfg = load(file)
+        paths = StackPaths.for_stack(cfg.path)
+        paths.ensure()
         code = supervise(cfg, paths, render, line_printer())
         return _conclude(render, paths, code)
-    pid, fd = procs.daemonize(str(paths.supervisor_log))
-    if pid == 0:  # the detached supervisor
-        code = 1
-        try:
-            code = supervise(cfg, paths, PipeEmit(fd))
-        except BaseException:
-            traceback.print_exc()  # into .stack/supervisor.log
-        finally:
-            os._exit(code)
+    # the supervisor starts (a fresh, lean process) while the stack file is checked here
+    proc, fd = start_detached()
+    try:
+        cfg = load(file)
+        paths = StackPaths.for_stack(cfg.path)
+        paths.ensure()
+    except BaseException:
+        os.close(fd)
+        send(proc, None)
+        raise
+    send(proc, cfg)
     try:
         with os.fdopen(fd, "rb") as reports:
             for raw in reports:
@@ -59,12 +60,11 @@ def up(file: Path, foreground: bool = False) -> int:
     except KeyboardInterrupt:
         # Ctrl-C while waiting: stop what this `up` started rather than leave it half up
         console.print("interrupted: stopping the stack")
-        procs.terminate(pid)
-        os.waitpid(pid, 0)
+        proc.terminate()
+        proc.wait()
         return 130
-    with contextlib.suppress(ChildProcessError):
-        if render.result is None or render.result["t"] != "ready":
-            os.waitpid(pid, 0)  # it has finished (or is about to): do not leave a zombie
+    if render.result is None or render.result["t"] != "ready":
+        proc.wait()  # it has finished (or is about to): do not leave a zombie
     return _conclude(render, paths, None)
 
 
@@ -240,6 +240,7 @@ def config(file: Path) -> int:
     from stack.interpolate import InterpolationError
     from stack.plan import ExternalDown, make_plan
     from stack.ports import PortsExhausted
+    from stack.spec import to_plain
 
     cfg = load(file)
     try:
@@ -254,7 +255,11 @@ def config(file: Path) -> int:
             info = {"port": p.port, "asked_port": p.asked, "adopted": p.adopted, "moved": p.moved}
             print(f"# {name}: {port_text(info)}")
     out = {
-        n: s.model_dump(exclude_defaults=True, exclude={"name", "when", "note"})
+        n: {
+            k: v
+            for k, v in to_plain(s, drop_defaults=True).items()
+            if k not in ("name", "when", "note")
+        }
         for n, s in plan.services.items()
     }
     print(yaml.safe_dump({"services": out}, sort_keys=False, allow_unicode=True), end="")

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stack.config import Service, StackConfig, dependency_order
 from stack.health import ProbeTarget, check
 from stack.interpolate import InterpolationError, interpolate_refs, walk_strings
 from stack.ports import PortPlan, PortRequest, resolve_ports
+from stack.spec import Service, StackConfig, dependency_order, to_plain
 
 __all__ = [
     "Choice",
@@ -179,13 +179,13 @@ def resolve_refs(services: dict[str, Service], ports: dict[str, PortPlan]) -> di
     for name, svc in services.items():
         look = lookup_for(name)
         data: dict[str, Any] = walk_strings(
-            svc.model_dump(exclude_unset=True), lambda v, _p, look=look: interpolate_refs(v, look)
+            to_plain(svc), lambda v, _p, look=look: interpolate_refs(v, look)
         )
         data["url"] = values[name]["url"] or None
         if ports.get(name):
             data["port"] = ports[name].port
         data["vars"] = var_values[name]
-        out[name] = Service.model_validate(data)
+        out[name] = Service.from_dict(data)
     return out
 
 
@@ -303,12 +303,13 @@ async def replan(
 
 # what only matters when a service is started, not to the process while it runs
 _NOT_RUNTIME = {"pre_start", "post_healthy", "vars", "note", "hint", "name", "when"}
+_RUNTIME_FIELDS = [f for f in Service.__dataclass_fields__ if f not in _NOT_RUNTIME]
 
 
 def _runs_differently(a: Service, b: Service) -> bool:
     """Whether the running process must be restarted to follow the change (a new URL in its
     command or environment); new provisioning values alone wait for its next start."""
-    return a.model_dump(exclude=_NOT_RUNTIME) != b.model_dump(exclude=_NOT_RUNTIME)
+    return any(getattr(a, f) != getattr(b, f) for f in _RUNTIME_FIELDS)
 
 
 def _by_name(svc: Service, answers: Answers) -> Callable[[str, int], Awaitable[bool]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from stack.config import AssistantSpec
+from stack.spec import AssistantSpec, to_plain
 
 __all__ = ["ollama_pull", "provision_assistants"]
 
@@ -84,7 +84,7 @@ async def provision_assistants(
             for spec in specs:
                 if spec.name in existing:
                     continue
-                body = spec.model_dump(exclude_none=True)
+                body = {k: v for k, v in to_plain(spec).items() if v is not None}
                 r = await c.post("/assistants", json=body)
                 if r.status_code >= 300:
                     return (

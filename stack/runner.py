@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from stack import procs
-from stack.config import StackConfig
 from stack.events import (
     Event,
     Exited,
@@ -34,6 +33,7 @@ from stack.interpolate import InterpolationError
 from stack.logs import LogWriter, tail
 from stack.plan import Plan, replan
 from stack.ports import PortsExhausted, describe_holder, port_is_free
+from stack.spec import StackConfig
 from stack.state import StackPaths, write_state
 from stack.supervisor import Failure, Supervisor, failure_hint
 from stack.tasks import run_task

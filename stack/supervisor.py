@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from stack.config import Service, dependency_order
 from stack.events import (
     Event,
     Exited,
@@ -24,6 +23,7 @@ from stack.events import (
     TaskDone,
     Tick,
 )
+from stack.spec import Service, dependency_order
 
 __all__ = ["Effects", "Failure", "ServiceState", "Supervisor", "describe_exit", "failure_hint"]
 

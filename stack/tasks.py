@@ -9,7 +9,7 @@ import shlex
 from collections.abc import Callable
 
 from stack import procs
-from stack.config import Task
+from stack.spec import Task
 
 __all__ = ["run_command", "run_task"]
 

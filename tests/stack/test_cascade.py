@@ -37,15 +37,15 @@ def _all_healthy(harness: StackHarness) -> dict[str, Any] | None:
 def test_a_service_back_on_another_port_restarts_its_dependents(
     harness: StackHarness, tmp_path: Path
 ) -> None:
-    db_port, once = free_port(), tmp_path / "crashed"
+    db_port, crash = free_port(), tmp_path / "crash"
     harness.write(f"""
 services:
   db:
-    command: {{py}} {{svc}} --port ${{self.port}} --crash-after 1 --crash-once {once}
+    command: {{py}} {{svc}} --port ${{self.port}} --crash-when {crash}
     env: {{SVC_NAME: db}}
     port: {db_port}
     probe: {{http: /health, {FAST}}}
-    restart: {{policy: on-failure, backoff: 1.5}}
+    restart: {{policy: on-failure, backoff: 5}}
   api:
     command: {{py}} {{svc}} --fd ${{self.fd}} --say db=${{services.db.url}}
     env: {{SVC_NAME: api}}
@@ -63,6 +63,7 @@ services:
 """)
     assert harness.cli("up").returncode == 0
     before = harness.status()["services"]
+    crash.touch()
     harness.wait_for(
         lambda: harness.status()["services"]["db"]["state"] == "backoff", what="db to crash"
     )
