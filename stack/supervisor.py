@@ -5,10 +5,8 @@ signal, probe, tasks, timers) is reached through `Effects`, and time through a c
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from stack.events import (
     Event,
@@ -24,91 +22,24 @@ from stack.events import (
     Tick,
 )
 from stack.spec import Service, dependency_order
+from stack.states import (
+    DEAD_END,
+    OUTSIDE,
+    READY,
+    STARTED,
+    Effects,
+    Failure,
+    ServiceState,
+    StopWhy,
+    describe_exit,
+    failure_hint,
+)
+from stack.switching import Switching
 
 __all__ = ["Effects", "Failure", "ServiceState", "Supervisor", "describe_exit", "failure_hint"]
 
-READY = {"healthy", "running", "completed", "adopted", "external"}
-OUTSIDE = {"adopted", "external", "lost"}  # not run by the stack: watched by probes only
-STARTED = READY | {"starting", "post-start"}
-DEAD_END = {"failed", "skipped", "stopped", "exited"}
 
-
-class Effects(Protocol):
-    def spawn(self, name: str, gen: int) -> None: ...
-    def signal(self, name: str, sig: str) -> None: ...  # a name ("SIGTERM"): procs maps it
-    def probe(self, name: str, gen: int) -> None: ...
-    def run_task(self, name: str, gen: int, phase: str, index: int) -> None: ...
-    def cancel(self, name: str) -> None: ...
-    def replan(self, name: str, gen: int, mode: str, deps: bool) -> None: ...
-    def call_at(self, when: float, event: Event) -> None: ...
-    def changed(self, name: str) -> None: ...
-    def up_ready(self) -> None: ...
-    def finished(self, failure: Failure | None) -> None: ...
-
-
-@dataclass(frozen=True)
-class Failure:
-    name: str
-    why: str
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-def failure_hint(failure: Failure, hint: str | None = None) -> str:
-    """What to do about a failed `stack up`, from how it failed (and the service's own hint)."""
-    name, why = failure.name, failure.why
-    logs = f"`stack logs {name}` has its whole log"
-    if "killed by SIG" in why and "SIGTERM" not in why and "SIGKILL" not in why:
-        text = (
-            f"{name} crashed: a fault in the program or in a native library it loads, not in"
-            f" the stack file; {logs}"
-        )
-    elif "not healthy after" in why:
-        text = f"it started but never passed its probe: {logs}; if it is only slow, raise"
-        text += " probe.start_timeout"
-    elif "exited with code" in why or "could not start" in why:
-        text = f"{logs}; fix what it says and run `stack up` again"
-    else:
-        text = logs
-    return f"{text}. {hint}" if hint else text
-
-
-StopWhy = Literal["down", "restart", "liveness", "switch", "requeue"]
-
-
-@dataclass
-class ServiceState:
-    name: str
-    spec: Service
-    state: str = "pending"
-    gen: int = 0
-    pid: int | None = None
-    spawning: bool = False
-    started_at: float | None = None
-    ready_at: float | None = None
-    restarts: int = 0
-    restart_times: list[float] = field(default_factory=list)
-    last_exit: str | None = None
-    health: str = "unknown"
-    last_probe: str = ""
-    probe_failures: int = 0
-    reason: str = ""  # why the service is in its state, for status and failure reports
-    stopping_for: StopWhy | None = None
-    adopt_next: bool = False  # after a switch: adopt what answers instead of starting it
-
-    @property
-    def has_process(self) -> bool:
-        return self.pid is not None or self.spawning
-
-
-class Supervisor:
+class Supervisor(Switching):
     def __init__(
         self,
         services: dict[str, Service],
@@ -256,36 +187,6 @@ class Supervisor:
         self.fx.changed(s.name)
         self.fx.call_at(self.clock() + probe.liveness_interval, Tick(s.name, s.gen, "probe"))
 
-    def _on_outside_probe(self, s: ServiceState, ok: bool, detail: str) -> None:
-        """Liveness of what the stack adopted or was pointed at: when it stops answering,
-        fail over to the next variant that fits (or start our own, if it has a command)."""
-        probe = s.spec.probe
-        assert probe is not None
-        if ok and s.state == "lost":
-            self._adopt(s)  # back before anything replaced it
-            self._advance()
-            return
-        if ok:
-            s.probe_failures, s.health = 0, "healthy"
-        elif s.state != "lost":
-            s.probe_failures += 1
-            s.health = f"failing ({s.probe_failures}/{probe.failure_threshold}): {detail}"
-            if s.probe_failures >= probe.failure_threshold:
-                self._set(s.name, "lost", reason=f"stopped answering: {detail}", health="down")
-                self.fx.replan(s.name, s.gen, "failover", True)
-                return  # probing goes on if nothing can replace it
-        self.fx.changed(s.name)
-        self.fx.call_at(self.clock() + probe.liveness_interval, Tick(s.name, s.gen, "probe"))
-
-    def _adopt(self, s: ServiceState) -> None:
-        s.ready_at = self.clock()
-        s.probe_failures = 0
-        state = "adopted" if s.spec.command else "external"
-        self._set(s.name, state, reason="", health="healthy")
-        if s.spec.probe:
-            when = self.clock() + s.spec.probe.liveness_interval
-            self.fx.call_at(when, Tick(s.name, s.gen, "probe"))
-
     def _after_healthy(self, s: ServiceState) -> None:
         if s.spec.post_healthy:
             self._set(s.name, "post-start")
@@ -411,68 +312,6 @@ class Supervisor:
         # decided again first: the preferred variant may answer again, a port may be taken
         self.fx.replan(name, s.gen, "restart", deps)
 
-    def _on_replanned(self, s: ServiceState, ev: Replanned) -> None:
-        if self.phase not in ("starting", "up"):
-            return
-        if ev.specs is None or ev.same:
-            if ev.mode == "restart":
-                self._plain_restart(s)
-            elif ev.mode == "port":
-                self._take_new(s)
-            elif s.state == "lost" and s.spec.probe:  # nothing to fail over to: keep watching
-                s.reason += f" ({ev.note or 'nothing else fits'})"
-                self.fx.changed(s.name)
-                when = self.clock() + s.spec.probe.liveness_interval
-                self.fx.call_at(when, Tick(s.name, s.gen, "probe"))
-            return
-        for name, spec in ev.specs.items():
-            self.svcs[name].spec = spec
-        s.adopt_next = ev.adopted
-        s.reason = ev.note
-        for name in self.order:  # dependents first out, and back in order via _advance
-            if name in ev.changed:
-                self._requeue(self.svcs[name], f"{s.name} changed: {ev.note}")
-        if s.has_process:
-            self._stop_proc(s, "switch")
-        else:
-            self._take_new(s)
-
-    def _plain_restart(self, s: ServiceState) -> None:
-        s.restart_times.clear()  # a manual restart starts a fresh window
-        if s.state in ("adopted", "external"):
-            self._adopt(s)  # it answers (the replan checked): nothing to restart
-        elif s.has_process:
-            self._stop_proc(s, "restart")
-        elif s.state not in ("pre-start", "pending"):
-            s.gen += 1
-            self._launch(s)
-
-    def _take_new(self, s: ServiceState) -> None:
-        """Start (or adopt) a service afresh with the spec it has now."""
-        s.gen += 1
-        s.restart_times.clear()
-        self.fx.cancel(s.name)
-        if s.adopt_next:
-            s.adopt_next = False
-            self._adopt(s)
-        else:
-            self._set(s.name, "pending")
-        self._advance()
-
-    def _requeue(self, s: ServiceState, why: str) -> None:
-        """Back to pending (stopped first if running): it starts again once its
-        dependencies are ready, with its new spec."""
-        s.reason = why
-        if s.state in OUTSIDE:
-            return  # nothing of ours to restart
-        if s.has_process:
-            self._stop_proc(s, "requeue")
-        elif s.state != "pending":
-            s.gen += 1
-            self.fx.cancel(s.name)
-            self._set(s.name, "pending")
-
-    # -- stopping ----------------------------------------------------------------------------
     def _stop_proc(self, s: ServiceState, why: StopWhy) -> None:
         s.stopping_for = why
         self._set(s.name, "stopping")

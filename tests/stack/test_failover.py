@@ -5,6 +5,7 @@ alone, a run queued meanwhile not lost), and `stack restart runtime` goes back t
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -32,10 +33,12 @@ FROM_EMBEDDED = "Hello from the embedded runtime."
 pytestmark = pytest.mark.timeout(240)
 
 
-def repo_stack_over_fakes(harness: StackHarness, tmp_path: Path, oport: int) -> None:
+def repo_stack_over_fakes(
+    harness: StackHarness, tmp_path: Path, oport: int, real_embedded: bool = False
+) -> None:
     """The repo's stack.yaml as it is, but with every port free, the Ollama variant on
-    `oport`, and the embedded variant's command replaced by a scripted OpenAI-compatible
-    runtime (the real model is slow on a shared CPU; one test below uses it)."""
+    `oport`, and (unless real_embedded) the embedded variant's command replaced by a scripted
+    OpenAI-compatible runtime (the real model is slow on a shared CPU; one test uses it)."""
     cfg = yaml.safe_load((ROOT / "stack.yaml").read_text())
     script = tmp_path / "embedded.json"
     script.write_text(json.dumps({"responses": [{"text": FROM_EMBEDDED, "repeat": True}]}))
@@ -43,10 +46,11 @@ def repo_stack_over_fakes(harness: StackHarness, tmp_path: Path, oport: int) -> 
     variants["ollama"]["port"] = oport
     embedded = variants["embedded"]
     embedded["port"] = free_port()
-    embedded["command"] = (
-        "${stack.python} -m tests.fakes.openai_upstream --fd ${self.fd} --script " + str(script)
-    )
-    embedded["env"] = {"PYTHONPATH": str(ROOT)}
+    if not real_embedded:
+        embedded["command"] = (
+            "${stack.python} -m tests.fakes.openai_upstream --fd ${self.fd} --script " + str(script)
+        )
+        embedded["env"] = {"PYTHONPATH": str(ROOT)}
     for name in ("sovereign", "assistants"):
         cfg["services"][name]["port"] = free_port()
         cfg["services"][name]["cwd"] = str(ROOT)
@@ -194,4 +198,39 @@ def test_ollama_goes_away_the_stack_fails_over_and_comes_back(
         assert svcs["assistants"]["pid"] == assistants_pid
         assert desk.ask() == FROM_OLLAMA
         assert harness.cli("down").returncode == 0
+    harness.assert_nothing_left()
+
+
+@pytest.mark.timeout(420)
+def test_failover_to_the_real_embedded_runtime(harness: StackHarness, tmp_path: Path) -> None:
+    """The same failover, onto the real embedded llama.cpp runtime and its bundled model."""
+    for module in ("llama_cpp", "services.sovereign.embedded"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            pytest.skip(f"{module} is not importable: the embedded runtime is not installed")
+    oport = free_port()
+    repo_stack_over_fakes(harness, tmp_path, oport, real_embedded=True)
+    with scripted_ollama(oport, tmp_path) as ollama:
+        out = harness.cli("up", timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assistants_pid = harness.status()["services"]["assistants"]["pid"]
+        desk = Desk(harness)
+        assert desk.ask() == FROM_OLLAMA
+        ollama.kill()
+
+        def on_embedded() -> dict[str, Any] | None:
+            svcs = harness.status()["services"]
+            ready = svcs["runtime"]["variant"] == "embedded" and all(
+                s["state"] == "healthy" for s in svcs.values()
+            )
+            return svcs if ready else None
+
+        svcs = harness.wait_for(on_embedded, timeout=300, what="the real embedded runtime")
+        assert svcs["assistants"]["pid"] == assistants_pid
+        reply = desk.ask()  # answered by the bundled model: some text, not Ollama's
+        assert reply.strip() and reply != FROM_OLLAMA
+    assert harness.cli("down").returncode == 0
     harness.assert_nothing_left()
