@@ -19,6 +19,8 @@ from stack.logs import follow, merged_tail
 from stack.render import UpRenderer, line_printer, port_text, status_table
 from stack.state import READY, StackPaths, live_status, read_state, write_state
 
+SETTLED = READY | {"failed", "skipped", "exited"}
+
 # `up` and `config` import the config schema, the planner and the runner when they need
 # them: `stack status` and friends should not pay for pydantic and asyncio at start-up.
 
@@ -186,7 +188,8 @@ def restart(file: Path, service: str, deps: bool = True, timeout: float = 600.0)
         if not now.get("supervisor_alive"):
             raise StackError(f"the supervisor stopped; see {paths.supervisor_log}")
         back = (svc.get("ready_at") or 0) > asked and svc.get("state") in READY
-        if back and all(s.get("state") in READY for s in svcs.values()):
+        # and what follows it is back too (a service failed for its own reasons does not count)
+        if back and all(s.get("state") in SETTLED for s in svcs.values()):
             how = f"pid {svc['pid']}" if svc.get("pid") else svc.get("state")
             variant = f" as {svc['variant']}" if svc.get("variant") else ""
             console.print(f"{service} restarted{variant} ({how})")
