@@ -156,7 +156,8 @@ class Runner:
             self._target(n)
         if r.choice is not None and (before is None or r.choice.index != before.index):
             self.notes[name] = r.choice.note
-            why = {"failover": "failed over", "restart": "switched back", "port": "moved"}[mode]
+            back = before is not None and r.choice.index < before.index
+            why = "switched back" if back else "failed over"
             note = f"{why} from {before.variant if before else '?'} to {r.choice.variant}"
         elif r.port is not None and (old_port is None or r.port.port != old_port.port):
             note = f"now on port {r.port.port}"

@@ -54,8 +54,10 @@ class Switching:
         if ev.specs is None or ev.same:
             if ev.mode == "restart":
                 self._plain_restart(s)
-            elif ev.mode == "port":
-                self._take_new(s)
+            elif ev.mode == "port" and ev.same:
+                self._take_new(s)  # free again: start where it was
+            elif ev.mode == "port":  # no port to move to (the reason is in ev.note)
+                self._not_ready(s, f"port {s.spec.port} is taken and {ev.note}")
             elif s.state == "lost" and s.spec.probe:  # nothing to fail over to: keep watching
                 s.reason += f" ({ev.note or 'nothing else fits'})"
                 self.fx.changed(s.name)
