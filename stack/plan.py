@@ -21,6 +21,7 @@ __all__ = [
     "choose_variant",
     "choose_variants",
     "make_plan",
+    "preferred_answers",
     "replan",
 ]
 
@@ -321,3 +322,14 @@ def _by_name(svc: Service, answers: Answers) -> Callable[[str, int], Awaitable[b
 
 class ExternalDown(Exception):
     """An external service (no command) that does not answer."""
+
+
+async def preferred_answers(cfg: StackConfig, plan: Plan, name: str) -> str | None:
+    """While `name` runs on a fallback: the name of a preferred variant that answers again
+    (an Ollama to adopt, an external server), for `stack restart` to switch back to."""
+    choice = plan.choices.get(name)
+    for var in cfg.variants.get(name, [])[: choice.index if choice else 0]:
+        external = var.command is None and bool(var.when and cfg.env.get(var.when.env or ""))
+        if ((var.adopt and var.port) or external) and await probe_answers(var, var.port):
+            return var.name
+    return None

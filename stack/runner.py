@@ -31,7 +31,7 @@ from stack.events import (
 from stack.health import ProbeTarget, check
 from stack.interpolate import InterpolationError
 from stack.logs import LogWriter, tail
-from stack.plan import Plan, replan
+from stack.plan import Plan, preferred_answers, replan
 from stack.ports import PortsExhausted, describe_holder, port_is_free
 from stack.spec import StackConfig
 from stack.state import StackPaths, write_state
@@ -173,6 +173,20 @@ class Runner:
         specs = {n: self.plan.services[n] for n in (name, *(r.updated if deps else ()))}
         ev = Replanned(name, gen, mode, specs, changed, r.adopted, note=note)  # type: ignore[arg-type]
         self.queue.put_nowait(ev)
+
+    async def _watch_preferred(self, every: float = 5.0) -> None:
+        """Say so in `stack status` when a preferred variant answers again; switching back is
+        left to `stack restart NAME`, so that no run in progress is cut."""
+        said: dict[str, str | None] = {}
+        while True:
+            await asyncio.sleep(every)
+            for name, choice in list(self.plan.choices.items()):
+                back = await preferred_answers(self.cfg, self.plan, name) if choice.index else None
+                if back and said.get(name) != back:
+                    self._event(
+                        f"{name}: {back} answers again; `stack restart {name}` switches back"
+                    )
+                said[name] = back
 
     def _event(self, text: str) -> None:
         self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
@@ -364,6 +378,7 @@ class Runner:
         try:
             self.sup.begin()
             self.flush()
+            self._background(self._watch_preferred())
             while self.sup.phase != "done":
                 self.sup.handle(await self.queue.get())
         finally:

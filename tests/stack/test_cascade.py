@@ -151,6 +151,13 @@ def test_failover_and_restart_back_with_and_without_deps(harness: StackHarness) 
         api_pid = st["services"]["api"]["pid"]
 
         outside = _outside(outside_port)  # the preferred one answers again
+        harness.wait_for(
+            lambda: any(
+                "runtime: outside answers again; `stack restart runtime` switches back" in n
+                for n in harness.status()["notes"]
+            ),
+            what="the note that the preferred runtime is back",
+        )
         out = harness.cli("restart", "runtime", "--no-deps")
         assert out.returncode == 0, out.stdout + out.stderr
         assert "runtime restarted as outside (adopted)" in out.stdout
