@@ -120,8 +120,10 @@ def start_detached() -> tuple[subprocess.Popen[bytes], int]:
     read_fd, write_fd = os.pipe()
     # its stderr is ours until it has the stack file (an import error shows here), then
     # .stack/supervisor.log
+    argv, env = procs.own_module("stack.daemon", dict(os.environ))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stack.daemon", str(write_fd)],
+        [*argv, str(write_fd)],
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         pass_fds=(write_fd,),

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Watchdog",
     "group_alive",
+    "own_module",
     "pid_alive",
     "signal_group",
     "spawn",
@@ -110,6 +111,14 @@ async def output_lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
         if not raw:
             return
         yield raw.decode(errors="replace").rstrip("\n")
+
+
+def own_module(module: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """argv and environment to run one of the stack's modules in a fresh interpreter: this
+    very package, not whatever `stack` directory the working directory holds (-P)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return [sys.executable, "-P", "-m", module], {**env, "PYTHONPATH": path}
 
 
 def signal_group(pgid: int, sig: int) -> bool:

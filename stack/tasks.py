@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import shlex
-import sys
 from collections.abc import Callable
 
 from stack import procs
@@ -99,9 +98,10 @@ async def run_task(
         elif kind == "result":
             result[:] = json.loads(data)
 
-    argv = shlex.join([sys.executable, "-m", "stack.provision"])
-    merged = {**env, "STACK_TASK": json.dumps(to_plain(task)), "PYTHONUNBUFFERED": "1"}
-    ok, detail = await run_command(argv, cwd, merged, task.timeout, line, on_spawn, on_exit)
+    argv, merged = procs.own_module("stack.provision", env)
+    merged |= {"STACK_TASK": json.dumps(to_plain(task)), "PYTHONUNBUFFERED": "1"}
+    cmd = shlex.join(argv)
+    ok, detail = await run_command(cmd, cwd, merged, task.timeout, line, on_spawn, on_exit)
     if not ok and detail.endswith(f"timed out after {task.timeout:g}s"):
         return False, f"{task.label} timed out after {task.timeout:g}s"
     if not result:  # it died before saying (a traceback is in the log)
