@@ -75,6 +75,7 @@ services:
         wait_http(f"http://127.0.0.1:{db_port}/health", proc=squatter)
         st = harness.wait_for(
             lambda: (s := _all_healthy(harness)) and s["services"]["db"]["port"] != db_port and s,
+            timeout=40,
             what="db to come back on another port",
         )
         svcs = st["services"]
