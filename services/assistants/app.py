@@ -11,7 +11,6 @@ from fastapi import Depends, FastAPI
 
 from . import __version__
 from .api.deps import refresh_schema_state, require_access
-from .api.fastlane import MessagesFastLane
 from .api.routes import assistants, messages, runs, threads
 from .config import Settings
 from .db import Database
@@ -76,6 +75,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (messages, runs, assistants, threads):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
-    if settings.api_fast_lane:
-        app.add_middleware(MessagesFastLane, state=app.state)
     return app

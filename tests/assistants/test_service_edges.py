@@ -161,7 +161,7 @@ def test_unreachable_postgres_is_503(tmp_path: Path) -> None:
 
 def test_another_process_writing_holds_up_only_writers(tmp_path: Path) -> None:
     """While another process holds SQLite's write lock (a migration, a script), reads and
-    /health still answer; writes, through the fast lane and through the ORM, wait for the
+    /health still answer; writes, through Core statements and through the ORM, wait for the
     lock and then succeed."""
     database = tmp_path / "assistants.db"
     url = f"sqlite:///{database}"

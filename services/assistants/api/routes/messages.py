@@ -20,8 +20,7 @@ from ..responses import json_response
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"], route_class=JSONRoute)
 
 
-# The two busiest operations, as plain functions: the routes below and the fast lane
-# (``api/fastlane.py``) both answer with them.
+# The two busiest operations, as plain functions the routes below call.
 
 
 async def create(db: Database, thread_id: str, body: MessageCreate) -> dict[str, Any]:
