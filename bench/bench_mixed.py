@@ -1,15 +1,18 @@
 """The headline benchmark: a mixed workload shaped like real use of the assistants service.
 
     .venv/bin/python bench/bench_mixed.py [--seconds 10] [--rounds 2] [--clients 1,16]
-        [--databases sqlite,postgresql] [--against REV] [--variant NAME:ENV=VALUE,...]
+        [--databases sqlite,postgresql] [--against REV] [--tree NAME:PATH]
+        [--variant NAME:ENV=VALUE,...]
 
 Each client repeats one turn: create a thread with a message, stream a run on the scripted
 upstream, list the messages, add one, create a second run and poll it until it ends, list
 again. Prints turns/s and every step's p50/p99 at each client count and database, for each
 variant of the service, each measured in the same run, in alternating rounds, beside the
-first variant (the ordinary path: this tree with its default settings):
+first variant (the ordinary path: this tree with its default settings), with the service's
+CPU time per turn (which the machine's other load changes less than turns/s):
   --against REV   the service as it is at git revision REV (extracted with ``git archive``)
-  --variant       this tree with settings changed, e.g. ``--variant no-lane:API_FAST_LANE=0``
+  --tree          the service in another source tree, ``--tree NAME:PATH``
+  --variant       this tree with settings changed, e.g. ``--variant mock:USE_MOCK_INFERENCE=1``
 PostgreSQL comes from TEST_DATABASE_URL (skipped without it); each variant gets a fresh
 database. The two-route micro-benchmark is ``bench_assistants.py``.
 """
@@ -25,20 +28,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-from sqlalchemy.engine import make_url
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.openai_upstream import run_openai_upstream  # noqa: E402
+from tests.support.databases import fresh_postgres  # noqa: E402
 from tests.support.processes import ServiceProcess, free_port  # noqa: E402
 
 HEADERS = {"Authorization": "Bearer test-key"}
@@ -63,6 +65,7 @@ class Sample:
     errors: list[str] = field(default_factory=list)
     steps: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STEPS})
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the service process's, user + system
 
 
 async def turn(client: httpx.AsyncClient, assistant_id: str, poll_s: float, sample: Sample) -> None:
@@ -150,6 +153,7 @@ def merge(samples: list[Sample]) -> Sample:
         total.turns += s.turns
         total.errors += s.errors
         total.seconds += s.seconds
+        total.cpu_seconds += s.cpu_seconds
         for step in STEPS:
             total.steps[step] += s.steps[step]
     return total
@@ -172,26 +176,14 @@ def summary(sample: Sample) -> dict[str, Any]:
     return {
         "turns_per_s": round(sample.turns / sample.seconds, 2) if sample.seconds else 0.0,
         "turns": sample.turns,
+        # The service's CPU per turn: what it costs, whatever else loads the machine.
+        "cpu_ms_per_turn": round(sample.cpu_seconds * 1000 / sample.turns, 1)
+        if sample.turns
+        else None,
         "errors": len(sample.errors),
         "first_errors": sample.errors[:2],
         "steps": steps,
     }
-
-
-@contextmanager
-def postgres_database(admin: str):  # type: ignore[no-untyped-def]
-    url = make_url(admin)
-    if url.host not in {"127.0.0.1", "localhost", "::1"}:
-        raise SystemExit("TEST_DATABASE_URL must point at loopback")
-    name = f"bench_mixed_{uuid.uuid4().hex[:10]}"
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def extract(rev: str, into: Path) -> Path:
@@ -248,7 +240,7 @@ def run_database(
             if database == "sqlite":
                 url = f"sqlite:///{tmp / f'{database}-{variant.name}.db'}"
             else:
-                url = stack.enter_context(postgres_database(os.environ["TEST_DATABASE_URL"]))
+                url = stack.enter_context(fresh_postgres())
             service = start(variant, url, tmp / f"{database}-{variant.name}.log", upstream)
             stack.callback(service.stop)
             api = httpx.Client(base_url=f"{service.base_url}/v1", headers=HEADERS, timeout=30)
@@ -263,11 +255,13 @@ def run_database(
                 for variant in order:
                     service, assistant = services[variant.name]
                     asyncio.run(load(service.base_url, assistant, clients, 1.0, args.poll))  # warm
-                    rounds[variant.name].append(
-                        asyncio.run(
-                            load(service.base_url, assistant, clients, args.seconds, args.poll)
-                        )
+                    process = psutil.Process(service.proc.pid)
+                    cpu = sum(process.cpu_times()[:2])
+                    sample = asyncio.run(
+                        load(service.base_url, assistant, clients, args.seconds, args.poll)
                     )
+                    sample.cpu_seconds = sum(process.cpu_times()[:2]) - cpu
+                    rounds[variant.name].append(sample)
             results[str(clients)] = {name: summary(merge(s)) for name, s in rounds.items()}
     return results
 
@@ -277,12 +271,13 @@ def report(results: dict[str, Any], variants: list[Variant]) -> None:
     for database, by_clients in results.items():
         for clients, by_variant in by_clients.items():
             print(f"\n{database}, {clients} client(s)")
-            header = f"  {'variant':<18}{'turns/s':>9}{'ratio':>7}{'err':>5}"
+            header = f"  {'variant':<18}{'turns/s':>9}{'ratio':>7}{'CPU ms/turn':>13}{'err':>5}"
             header += "".join(f"{s:>20}" for s in STEPS)
             print(header + "   (p50/p99 ms)")
             for name, figures in by_variant.items():
                 ratio = figures["turns_per_s"] / (by_variant[base]["turns_per_s"] or 1)
                 line = f"  {name:<18}{figures['turns_per_s']:>9.2f}{ratio:>7.2f}"
+                line += f"{figures['cpu_ms_per_turn'] or 0:>13.1f}"
                 line += f"{figures['errors']:>5}"
                 for step in STEPS:
                     s = figures["steps"].get(step)
@@ -307,6 +302,7 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between run polls")
     parser.add_argument("--against", action="append", default=[], metavar="REV")
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME:PATH")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:ENV=VALUE,...")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
@@ -319,6 +315,10 @@ def main() -> None:
         tmp = Path(tmp_name)
         variants = [Variant("this-tree")]
         variants += [Variant(f"at-{rev}", tree=extract(rev, tmp)) for rev in args.against]
+        variants += [
+            Variant(name, tree=Path(path).resolve())
+            for name, _, path in (spec.partition(":") for spec in args.tree)
+        ]
         variants += [parse_variant(spec) for spec in args.variant]
         results: dict[str, Any] = {}
         with run_openai_upstream(SCRIPT) as upstream:

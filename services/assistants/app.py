@@ -16,6 +16,7 @@ from .config import Settings
 from .db import Database
 from .errors import install_error_handlers
 from .health import router as health_router
+from .health import start_storage_watch
 from .runs.executor import start_executor
 
 log = logging.getLogger("services.assistants")
@@ -23,7 +24,7 @@ log = logging.getLogger("services.assistants")
 # Background workers (the run executor) register here: each gets the app at start-up and
 # returns an async stop function called at shutdown.
 Worker = Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]]
-WORKERS: list[Worker] = [start_executor]
+WORKERS: list[Worker] = [start_storage_watch, start_executor]
 
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:

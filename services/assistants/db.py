@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -20,6 +21,7 @@ from sqlalchemy import event, pool, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,21 +31,11 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
 from .config import PROJECT_ROOT, ConfigError
-from .direct import (
-    DirectConnection,
-    DirectPostgres,
-    DirectSQLite,
-    StatementCache,
-    begin_immediate,
-)
+from .storage import SQLiteStorage, StorageFault, driver_fault
 
-__all__ = ["Database", "MigrationState", "Statements", "alembic_config", "head_revision"]
+__all__ = ["Database", "MigrationState", "alembic_config", "begin_immediate", "head_revision"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-
-# What runs Core statements (``execute``, ``scalar``): an ORM session, or a connection
-# from ``read_core()`` / ``write_core()``.
-Statements = AsyncSession | DirectConnection
 
 
 def alembic_config(url: URL | None = None) -> AlembicConfig:
@@ -79,13 +71,19 @@ class MigrationState:
 
 
 class Database:
-    """One engine per process; ``read()`` and ``write()`` hand out sessions,
-    ``read_core()`` and ``write_core()`` direct connections for the busiest paths."""
+    """One engine per process; ``read()`` and ``write()`` hand out sessions.
+
+    A SQLite file is watched for storage faults (``check_storage``, see ``storage``): while
+    one lasts, every session is refused with ``StorageFault`` (a 503) and no SQLite call is
+    made; when it clears, fresh connections serve.
+    """
 
     def __init__(self, url: URL, *, pool_size: int = 20) -> None:
         self.url = url
         self.dialect = url.get_backend_name()
+        self.storage: SQLiteStorage | None = None
         if self.is_sqlite:
+            self.storage = SQLiteStorage(Path(url.database or ""))
             folder = Path(url.database or "").parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -107,29 +105,32 @@ class Database:
         )
         if self.is_sqlite:
             _tune_sqlite(self.engine)
+            self.engine.dialect.storage = self.storage  # type: ignore[attr-defined]
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Writers of this process queue here, in order,
         # rather than in SQLite's busy handler, which sleeps and retries (long, unfair
         # tails) and, with the inline driver, would hold up the event loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_owner: asyncio.Task[Any] | None = None
-        # The Core paths run directly on the driver (see ``direct``); SQLite's on
-        # connections of their own, PostgreSQL's on the pool's.
-        self._statements = StatementCache(
-            self.engine.dialect, _json_loads if self.is_sqlite else None, _json_dumps
-        )
-        self._direct_readers: list[DirectSQLite] = []
-        self._direct_writer: DirectSQLite | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    @property
+    def storage_fault(self) -> str | None:
+        """Why the database cannot be used now, if it cannot (SQLite's storage faults)."""
+        return self.storage.fault if self.storage is not None else None
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads; whatever it did is rolled back at the end."""
-        async with self.sessions() as session:
-            yield session
+        await self._usable()
+        try:
+            async with self.sessions() as session:
+                yield session
+        except (OperationalError, DBAPIError) as exc:
+            raise await self._fault(exc) from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -139,81 +140,68 @@ class Database:
         front: a deferred transaction that reads and then writes can fail with "database is
         locked" without waiting, whereas IMMEDIATE waits out the busy timeout.
         """
-        async with self._writer(), self.sessions() as session:
-            await session.connection(execution_options={"sqlite_immediate": True})
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-
-    @asynccontextmanager
-    async def read_core(self) -> AsyncIterator[DirectConnection]:
-        """A connection for Core statements (``execute``, ``scalar``) in a transaction
-        rolled back at the end: what ``read()`` gives without the session's bookkeeping,
-        for the busiest read paths. The statements run directly on the driver."""
-        if not self.is_sqlite:
-            async with self._postgres() as conn:
-                yield conn  # the pool rolls back what a returned connection began
-            return
-        conn = self._direct_readers.pop() if self._direct_readers else self._open_direct()
-        conn.begin()
+        await self._usable()
         try:
-            yield conn
-        finally:
-            try:
-                conn.rollback()
-            except BaseException:
-                conn.close()  # in an unknown state: not handed out again
-                raise
-            self._direct_readers.append(conn)
-
-    @asynccontextmanager
-    async def write_core(self) -> AsyncIterator[DirectConnection]:
-        """``write()`` for Core statements, run directly on the driver: commit on success,
-        rollback on error. SQLite's take the write lock and BEGIN IMMEDIATE on one
-        connection kept for writes (writers take turns anyway)."""
-        if not self.is_sqlite:
-            async with self._postgres() as conn:
+            async with self._writer(), self.sessions() as session:
+                await session.connection(execution_options={"sqlite_immediate": True})
                 try:
-                    yield conn
-                    await conn.connection.commit()
+                    yield session
+                    await session.commit()
                 except BaseException:
-                    await conn.connection.rollback()
+                    await session.rollback()
                     raise
+        except (OperationalError, DBAPIError) as exc:
+            raise await self._fault(exc) from exc
+        if self.storage is not None and self.storage.changed_file():
+            # Committed into a file no longer at its path (deleted or replaced): lost.
+            await self.check_storage()
+            raise StorageFault(self.storage_fault or "the database file changed")
+
+    async def _usable(self) -> None:
+        if self.storage is None:
             return
-        async with self._writer():
-            if self._direct_writer is None:
-                # Only ever in a transaction begun by begin_immediate(), which waits for
-                # other processes itself; holding the write lock, it never waits again.
-                self._direct_writer = self._open_direct(busy_timeout_ms=0)
-            conn = self._direct_writer
-            await conn.begin_immediate(SQLITE_BUSY_TIMEOUT_MS / 1000)
-            try:
-                yield conn
-                conn.commit()
-            except BaseException:
-                try:
-                    conn.rollback()
-                except BaseException:
-                    self._direct_writer = None  # in an unknown state: open a new one next time
-                    conn.close()
-                    raise
-                raise
+        if self.storage.due():
+            await self.check_storage()
+        if self.storage_fault is not None:
+            raise StorageFault(self.storage_fault)
 
-    @asynccontextmanager
-    async def _postgres(self) -> AsyncIterator[DirectPostgres]:
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            yield DirectPostgres(raw.driver_connection, self._statements)
+    async def _fault(self, exc: DBAPIError) -> Exception:
+        """The exception a driver error becomes: a storage fault is a 503 (and, on SQLite,
+        recorded until a write succeeds again); anything else stays what it was."""
+        if self.storage is None:
+            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                return StorageFault(f"the database is unreachable: {exc.orig}")
+            return exc
+        reason = driver_fault(exc)
+        if reason is None:
+            return exc
+        self.storage.driver_failed(reason)
+        await self.check_storage()
+        return StorageFault(self.storage_fault or reason)
 
-    def _open_direct(self, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> DirectSQLite:
-        dialect = self.engine.dialect
-        args, kwargs = dialect.create_connect_args(self.engine.url)
-        connection = sqlite3.connect(*args, **kwargs)
-        _configure_sqlite(connection, busy_timeout_ms)
-        return DirectSQLite(connection, self._statements)
+    async def check_storage(self) -> str | None:
+        """Re-check the SQLite file (deleted, replaced, unwritable, full) and, after a driver
+        error, whether a write commits again; returns the fault, None when there is none."""
+        if self.storage is None:
+            return None
+        fault, renew = self.storage.check(self._probe_write)
+        if renew:
+            if fault is None:
+                self.storage.release_held()
+            await self.engine.dispose()  # while a fault lasts, the pool's are held, unclosed
+        return fault
+
+    def _probe_write(self) -> None:
+        """A no-op update committed on a connection of its own: raises if writes fail."""
+        assert self.storage is not None
+        path = quote(str(self.storage.files.path))
+        connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("UPDATE alembic_version SET version_num = version_num")
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
 
     def _writer(self) -> AbstractAsyncContextManager[object]:
         return self._sqlite_writer() if self._write_lock is not None else nullcontext()
@@ -235,21 +223,30 @@ class Database:
     async def ping(self) -> float:
         """Round-trip a trivial query; returns the latency in milliseconds."""
         started = time.perf_counter()
+        if self.storage is not None:
+            if await self.check_storage():
+                raise StorageFault(self.storage_fault or "")
+            if self.storage.files.identity() is None:
+                raise ConfigError(
+                    f"the database file {self.storage.files.path} does not exist: "
+                    "run `alembic upgrade head` from the project root"
+                )
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return (time.perf_counter() - started) * 1000
 
     async def migration_state(self) -> MigrationState:
+        if self.storage is not None:
+            if await self.check_storage():
+                raise StorageFault(self.storage_fault or "")
+            if self.storage.files.identity() is None:
+                return MigrationState(None, head_revision())  # Alembic creates it, not us
         async with self.engine.connect() as conn:
             current = await conn.run_sync(_current_revision)
         return MigrationState(current, head_revision())
 
     async def dispose(self) -> None:
-        for conn in [*self._direct_readers, *filter(None, [self._direct_writer])]:
-            conn.close()
-        self._direct_readers.clear()
-        self._direct_writer = None
-        await self.engine.dispose()
+        await self.engine.dispose()  # during a storage fault, its connections stay unclosed
 
 
 def _json_loads(text: str | bytes) -> Any:
@@ -286,6 +283,7 @@ class InlineSQLiteDialect(SQLiteDialect_pysqlite):
 
     is_async = True
     supports_statement_cache = True
+    storage: SQLiteStorage | None = None  # set by Database: every call is checked with it
 
     @classmethod
     def get_pool_class(cls, url: URL) -> type[pool.Pool]:
@@ -293,23 +291,51 @@ class InlineSQLiteDialect(SQLiteDialect_pysqlite):
 
     def create_connect_args(self, url: URL) -> Any:
         args, kwargs = super().create_connect_args(url)
-        return args, {**kwargs, "factory": _InlineConnection}
+        # mode=rw: a connection never creates the file. Alembic does; a deleted database is
+        # a fault to report, not an empty one to start afresh in.
+        return [f"file:{quote(args[0])}?mode=rw"], {
+            **kwargs,
+            "uri": True,
+            "factory": _InlineConnection,
+        }
 
     # AsyncConnection.execute insists that a statement awaited something; a finished
     # coroutine satisfies it without yielding to the event loop.
     def do_execute(self, cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
-        _awaited()
+        self._before_call()
         super().do_execute(cursor, statement, parameters, context)
 
     def do_execute_no_params(self, cursor: Any, statement: Any, context: Any = None) -> None:
-        _awaited()
+        self._before_call()
         super().do_execute_no_params(cursor, statement, context)
 
     def do_executemany(
         self, cursor: Any, statement: Any, parameters: Any, context: Any = None
     ) -> None:
-        _awaited()
+        self._before_call()
         super().do_executemany(cursor, statement, parameters, context)
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        if self.storage is not None:
+            self.storage.before_call()
+        super().do_commit(dbapi_connection)
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        # During a storage fault a transaction is left as it is (no SQLite call may be
+        # made); its connection is held unclosed and closed when the fault clears.
+        if self.storage is None or self.storage.fault is None:
+            super().do_rollback(dbapi_connection)
+
+    def do_close(self, dbapi_connection: Any) -> None:
+        if self.storage is not None:
+            self.storage.close(dbapi_connection)
+        else:
+            super().do_close(dbapi_connection)
+
+    def _before_call(self) -> None:
+        if self.storage is not None:
+            self.storage.before_call()
+        _awaited()
 
 
 class _InlineCursor(sqlite3.Cursor):
@@ -334,6 +360,24 @@ def _awaited() -> None:
 registry.register("sqlite.inline", __name__, "InlineSQLiteDialect")
 
 
+async def begin_immediate(connection: sqlite3.Connection, timeout: float) -> None:
+    """BEGIN IMMEDIATE on a connection whose busy timeout is 0, waiting up to ``timeout``
+    seconds for another process's write to end without holding up the event loop:
+    SQLite's own busy handler would sleep inside the call, and every request with it, for
+    as long as that write lasts (a migration, say)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 def _current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
@@ -350,16 +394,27 @@ def _configure_sqlite(
     # NORMAL is durable across application crashes in WAL mode; only power loss can
     # roll back the last transactions.
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Database pages are read and written, never memory-mapped: a mapped page whose file
+    # fails (immutable, gone, I/O error) is a SIGBUS that kills the process, where a read
+    # or write is an error the service reports. (WAL's -shm index is mapped whatever this
+    # says: see ``storage``.)
+    cursor.execute("PRAGMA mmap_size=0")
     cursor.close()
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        storage = getattr(engine.dialect, "storage", None)
+        if storage is not None:
+            storage.before_call()
         _configure_sqlite(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        storage = getattr(conn.dialect, "storage", None)
+        if storage is not None:
+            storage.before_call()
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         if immediate and in_greenlet():
             # Waits on another process's write by sleeping on the event loop, not in SQLite.
