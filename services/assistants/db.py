@@ -197,7 +197,11 @@ class Database:
         """A no-op update committed on a connection of its own: raises if writes fail."""
         assert self.storage is not None
         path = quote(str(self.storage.files.path))
-        connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+        # timeout=0: a busy database fails the probe (tried again later) rather than
+        # holding up the event loop.
+        connection = sqlite3.connect(
+            f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=0
+        )
         try:
             connection.execute("BEGIN IMMEDIATE")
             connection.execute("UPDATE alembic_version SET version_num = version_num")

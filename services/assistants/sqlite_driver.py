@@ -76,9 +76,9 @@ class InlineSQLiteDialect(SQLiteDialect_pysqlite):
         super().do_commit(dbapi_connection)
 
     def do_rollback(self, dbapi_connection: Any) -> None:
-        # During a storage fault a transaction is left as it is (no SQLite call may be
-        # made); its connection is held unclosed and closed when the fault clears.
-        if self.storage is None or self.storage.fault is None:
+        # With the -shm index unwritable a transaction is left as it is (a call could be a
+        # SIGBUS); its connection is held unclosed and closed when the fault clears.
+        if self.storage is None or self.storage.fault is None or self.storage.index_writable():
             super().do_rollback(dbapi_connection)
 
     def do_close(self, dbapi_connection: Any) -> None:

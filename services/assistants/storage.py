@@ -5,8 +5,9 @@ descriptor of a file drops the process's POSIX locks on it, which SQLite relies 
 WAL's ``-shm`` index is memory-mapped (SQLite offers no other way for several connections),
 and a write to a mapped page of a file made immutable is a SIGBUS, not an error: ext4
 write-protects the pages when the flag is set. So while a fault lasts no SQLite call is
-made at all: not a statement, not a rollback, not even a close (the last close of a WAL
-database checkpoints, writing the index); ``SQLiteStorage.before_call`` guards each one.
+made at all (``SQLiteStorage.before_call`` guards each one), and while the index itself is
+unwritable not even a rollback or a close (the last close of a WAL database checkpoints,
+writing the index): those connections are held, unclosed, until the fault clears.
 """
 
 from __future__ import annotations
@@ -135,9 +136,13 @@ class SQLiteStorage:
         if self.fault is not None:
             raise StorageFault(self.fault)
 
+    def index_writable(self) -> bool:
+        """Whether a SQLite call may write the mapped -shm index without a SIGBUS."""
+        return os.access(self.shm, os.W_OK) or not self.shm.exists()
+
     def close(self, connection: Any) -> None:
-        """Close a driver connection, or keep it, unclosed, until the fault clears."""
-        if self.fault is None:
+        """Close a driver connection, or keep it, unclosed, while its index is unwritable."""
+        if self.fault is None or self.index_writable():
             connection.close()
         else:
             self._held.append(connection)
@@ -150,7 +155,7 @@ class SQLiteStorage:
 
     def changed_file(self) -> bool:
         """Whether the file at the path is no longer the one in use (deleted, replaced)."""
-        return self.files.identity() != self.opened
+        return self.opened is not None and self.files.identity() != self.opened
 
     def check(self, probe_write: Callable[[], None]) -> tuple[str | None, bool]:
         """Re-check the files and, after a driver error, whether a write commits again.
