@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.openai_upstream import run_openai_upstream
 from tests.support.openapi import assert_matches
 from tests.support.processes import ServiceProcess, migrate, start_assistants, wait_until
 
@@ -213,3 +214,54 @@ def test_a_full_filesystem_is_refused_then_served_again(small_tmpfs: Path) -> No
                 os.close(fd)
 
         exercise(service, thread_id, database, fault, filler.unlink, "full")
+
+
+def test_a_run_is_not_reported_recovered_while_its_state_cannot_be_written(
+    tmp_path: Path,
+) -> None:
+    """kill -9 mid-run, restart on an immutable file: the lapsed run is neither recovered
+    nor said to be; once the file is writable again it is, and it completes."""
+    database = tmp_path / "assistants.db"
+    url = f"sqlite:///{database}"
+    files = [str(database), f"{database}-wal", f"{database}-shm"]
+    script = [
+        {"match": "slow", "text": "x " * 40, "chunks": 40, "tokens_per_s": 8},
+        {"match": "slow", "text": "Recovered answer."},
+    ]
+    env = {"RUN_LEASE_SECONDS": "1", "RUN_POLL_SECONDS": "0.2"}
+    with run_openai_upstream(script) as upstream:
+        env["SOVEREIGN_PLAYGROUND_URL"] = upstream.url
+        migrate(url)
+        first = start_assistants(url, tmp_path / "first.log", env=env)
+        api = httpx.Client(base_url=f"{first.base_url}/v1", headers=HEADERS, timeout=30)
+        assistant = api.post("/assistants", json={"model": "fake-model"}).json()["id"]
+        body = {"messages": [{"role": "user", "content": "slow please"}]}
+        thread = api.post("/threads", json=body).json()["id"]
+        run = api.post(f"/threads/{thread}/runs", json={"assistant_id": assistant}).json()["id"]
+        wait_until(lambda: upstream.chat_requests())
+        first.kill()
+        subprocess.run(["chattr", "+i", *files], check=True)
+        try:
+            second = start_assistants(url, tmp_path / "second.log", env=env)
+            try:
+                api = httpx.Client(base_url=f"{second.base_url}/v1", headers=HEADERS, timeout=30)
+                time.sleep(3)  # leases lapsed long ago; maintenance ran several times
+                assert api.get(f"/threads/{thread}/runs/{run}").status_code == 503
+                assert httpx.get(f"{second.base_url}/health").status_code == 503
+                assert "recovered run" not in second.log()
+                subprocess.run(["chattr", "-i", *files], check=True)
+                done = wait_until(
+                    lambda: (
+                        (r := api.get(f"/threads/{thread}/runs/{run}")).status_code == 200
+                        and r.json()["status"] == "completed"
+                        and r
+                    ),
+                    timeout=30,
+                )
+                assert done.json()["status"] == "completed"
+                assert f"recovered run {run} (lease lapsed): now queued" in second.log()
+                assert second.proc.poll() is None
+            finally:
+                second.stop()
+        finally:
+            subprocess.run(["chattr", "-i", *files], check=False)
