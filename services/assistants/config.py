@@ -30,9 +30,6 @@ class Settings(BaseSettings):
     sovereign_api_key: str | None = None
     use_mock_inference: bool = False
     log_level: str = "INFO"
-    # Creating and listing messages are answered below the framework (api/fastlane.py);
-    # false sends every request through the FastAPI routes, which answer identically.
-    api_fast_lane: bool = True
     # How long a run may wait in requires_action (and how long one may run) before it expires.
     run_expiry_seconds: int = Field(default=600, ge=1)
     # A run's executor holds a lease it renews by heartbeat; a lease that lapses means the

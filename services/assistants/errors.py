@@ -87,7 +87,7 @@ ERROR_STATUSES = {
     "400": "Invalid request: the message names the parameter in `param`.",
     "401": "Missing or wrong API key.",
     "404": "No such object.",
-    "503": "The database is unreachable or behind the migration head.",
+    "503": "The database is unreachable, unusable (a storage fault) or behind the migration head.",
 }
 
 

@@ -175,7 +175,7 @@ async def recover_lapsed_runs(db: Database, lease: float) -> list[str]:
     Whatever the dead worker wrote stays; its half-written message is closed as incomplete.
     """
     at = time.time()
-    recovered: list[str] = []
+    recovered: list[tuple[str, str]] = []
     async with db.write() as session:
         stmt = select(Run).where(
             Run.status.in_(("in_progress", "cancelling")), Run.lease_expires_at < at
@@ -210,9 +210,11 @@ async def recover_lapsed_runs(db: Database, lease: float) -> list[str]:
                     **error,
                     "message": error["message"] + f" It was attempted {run.attempts} times.",
                 }
-            log.warning("recovered run %s (lease lapsed): now %s", run.id, run.status)
-            recovered.append(run.id)
-    return recovered
+            recovered.append((run.id, run.status))
+    # Said only once the transaction committed: a failed write recovers nothing.
+    for run_id, status in recovered:
+        log.warning("recovered run %s (lease lapsed): now %s", run_id, status)
+    return [run_id for run_id, _ in recovered]
 
 
 async def expire_waiting_runs(db: Database) -> list[str]:

@@ -88,6 +88,10 @@ class RunExecutor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def can_start(self) -> bool:
+        """Whether this process may start one more run now (ready, below its limit)."""
+        return self.ready() and len(self.executions) < self.settings.max_concurrent_runs
+
     def wake(self) -> None:
         """A run was queued: look for work now rather than at the next poll."""
         self._wake.set()
@@ -169,7 +173,7 @@ async def start_executor(app: FastAPI) -> Callable[[], Awaitable[None]]:
         db=app.state.db,
         http=app.state.http,
         settings=app.state.settings,
-        ready=lambda: bool(app.state.schema_ready),
+        ready=lambda: bool(app.state.schema_ready) and app.state.db.storage_fault is None,
         file_storage=getattr(app.state, "file_storage", None),
     )
     app.state.executor = executor
