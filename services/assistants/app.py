@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from . import __version__
 from .api.deps import refresh_schema_state, require_access
 from .api.fastlane import MessagesFastLane
+from .api.limits import RequestGuard, body_limits
 from .api.routes import assistants, messages, runs, threads
 from .config import Settings
 from .db import Database
@@ -78,4 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     if settings.api_fast_lane:
         app.add_middleware(MessagesFastLane, state=app.state)
+    # Added last, so outermost: the key and the body limits come before anything else.
+    app.add_middleware(RequestGuard, settings=settings, limits=body_limits(settings))
     return app

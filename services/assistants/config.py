@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     # Creating and listing messages are answered below the framework (api/fastlane.py);
     # false sends every request through the FastAPI routes, which answer identically.
     api_fast_lane: bool = True
+    # Request limits, checked before a body is read (api/limits.py, http_protocol.py): the
+    # largest JSON body, how long a request's headers and its body may take to arrive.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    request_header_timeout: float = Field(default=5.0, gt=0)
+    request_body_timeout: float = Field(default=10.0, gt=0)
     # How long a run may wait in requires_action (and how long one may run) before it expires.
     run_expiry_seconds: int = Field(default=600, ge=1)
     # A run's executor holds a lease it renews by heartbeat; a lease that lapses means the
@@ -45,6 +50,8 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=5.0, gt=0)
     upstream_first_token_timeout: float = Field(default=120.0, gt=0)
     upstream_idle_timeout: float = Field(default=60.0, gt=0)
+    # The largest upload POST /v1/files takes, enforced while the body is read.
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
 
     @field_validator("log_level")
     @classmethod

@@ -86,6 +86,7 @@ class ErrorResponse(BaseModel):
 ERROR_STATUSES = {
     "400": "Invalid request: the message names the parameter in `param`.",
     "401": "Missing or wrong API key.",
+    "413": "The request body is larger than the endpoint accepts.",
     "404": "No such object.",
     "503": "The database is unreachable or behind the migration head.",
 }
@@ -99,6 +100,10 @@ def error_body(
     message: str, error_type: str, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+# What pydantic names a union's branches in ``loc`` (labels, not fields).
+UNION_LABELS = {"str", "constrained-str", "list[...]"}
 
 
 def _param_of(loc: tuple[Any, ...], body: Any = None) -> str | None:
@@ -117,7 +122,7 @@ def _param_of(loc: tuple[Any, ...], body: Any = None) -> str | None:
             node = node[part] if isinstance(node, list) and -len(node) <= part < len(node) else None
             tag_skipped = False
             continue
-        if part in {"str", "list[...]"} or "[" in part or part.startswith("tagged-union"):
+        if part in UNION_LABELS or "[" in part or part.startswith("tagged-union"):
             continue
         if isinstance(node, dict) and node.get("type") == part and not tag_skipped:
             tag_skipped = True
@@ -183,7 +188,10 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail)
     kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
-    return JSONResponse(error_body(message, kind), status_code=exc.status_code, headers=exc.headers)
+    code = getattr(exc, "code", None)  # set by the request limits (api/limits.py)
+    return JSONResponse(
+        error_body(message, kind, code=code), status_code=exc.status_code, headers=exc.headers
+    )
 
 
 def unstorable(exc: DataError) -> InvalidRequest:
