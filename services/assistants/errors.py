@@ -111,25 +111,27 @@ def _param_of(loc: tuple[Any, ...], body: Any = None) -> str | None:
 
     Pydantic puts union branch labels in ``loc`` ("str", "list[...]", and for a
     discriminated union the tag, e.g. content[0] -> "image_url" -> image_url.url). Labels
-    are dropped; a tag is recognised as the ``type`` of the object being walked.
+    are dropped; a tag is the ``type`` of the object being walked, right after a list
+    index or a "tagged-union[...]" label (elsewhere a field may share its type's name).
     """
     name = ""
     node = body
-    tag_skipped = False
+    may_be_tag = False
     for part in loc[1:]:
         if isinstance(part, int):
             name += f"[{part}]"
             node = node[part] if isinstance(node, list) and -len(node) <= part < len(node) else None
-            tag_skipped = False
+            may_be_tag = True
             continue
         if part in UNION_LABELS or "[" in part or part.startswith("tagged-union"):
+            may_be_tag = may_be_tag or part.startswith("tagged-union")
             continue
-        if isinstance(node, dict) and node.get("type") == part and not tag_skipped:
-            tag_skipped = True
+        if may_be_tag and isinstance(node, dict) and node.get("type") == part:
+            may_be_tag = False
             continue
         name += f".{part}" if name else part
         node = node.get(part) if isinstance(node, dict) else None
-        tag_skipped = False
+        may_be_tag = False
     return name or None
 
 
