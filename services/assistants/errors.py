@@ -86,8 +86,8 @@ class ErrorResponse(BaseModel):
 ERROR_STATUSES = {
     "400": "Invalid request: the message names the parameter in `param`.",
     "401": "Missing or wrong API key.",
-    "413": "The request body is larger than the endpoint accepts.",
     "404": "No such object.",
+    "413": "The request body is larger than the endpoint accepts.",
     "503": "The database is unreachable or behind the migration head.",
 }
 

@@ -70,6 +70,14 @@ RUN_CASES = [
     ({"additional_messages": [{"role": "user", "content": ""}]}, "additional_messages[0].content"),
 ]
 ASSISTANT_CASES = [
+    (
+        {"tool_resources": {"file_search": {"vector_stores": [{}, {}]}}},
+        "tool_resources.file_search.vector_stores",
+    ),
+    (
+        {"tool_resources": {"code_interpreter": {"file_ids": ["f"] * 21}}},
+        "tool_resources.code_interpreter.file_ids",
+    ),
     ({"name": "n" * 257}, "name"),
     ({"description": "d" * 513}, "description"),
     ({"tools": [TOOL] * 129}, "tools"),

@@ -124,7 +124,7 @@ class CodeInterpreterResources(Request):
 
 class FileSearchResources(Request):
     vector_store_ids: list[str] = Field(default_factory=list, max_length=1)
-    vector_stores: list[dict[str, Any]] | None = None
+    vector_stores: Annotated[list[dict[str, Any]], Field(max_length=1)] | None = None
 
 
 class ToolResources(Request):
