@@ -102,7 +102,8 @@ def test_the_key_and_the_size_are_checked_before_the_body_is_sent(
         raw, took = exchange(service, request)
         got, error = error_of(raw)
         assert got == status and (code is None or error["code"] == code), raw
-        assert took < BODY_TIMEOUT, took
+        # Had the server waited for the body, the answer would be its 408 (after BODY_TIMEOUT).
+        assert took < BODY_TIMEOUT + 5, took
 
 
 def _peak_rss(process: psutil.Process, stop: threading.Event) -> int:
@@ -172,10 +173,10 @@ def test_incomplete_requests_are_closed(service: ServiceProcess) -> None:
         raw, took = exchange(service, request)
         status, error = error_of(raw)
         assert status == 408 and error["code"] == "request_timeout", raw
-        assert timeout - 0.2 < took < timeout + 3, took
+        assert timeout - 0.2 < took < timeout + 5, took
     # A connection that never asks anything is closed without an answer.
     raw, took = exchange(service, b"")
-    assert raw == b"" and took < HEADER_TIMEOUT + 3
+    assert raw == b"" and took < HEADER_TIMEOUT + 5
 
 
 def _trickle(service: ServiceProcess, head: bytes, drip: bytes) -> tuple[bytes, float]:
@@ -203,13 +204,13 @@ def _trickle(service: ServiceProcess, head: bytes, drip: bytes) -> tuple[bytes, 
 def test_slow_requests_are_closed(service: ServiceProcess) -> None:
     # Bytes keep coming, but too slowly: the deadline is for the whole, not between bytes.
     slow_headers, took = _trickle(service, b"GET /v1/assistants HTTP/1.1\r\n", b"X-Long: " * 100)
-    assert error_of(slow_headers)[0] == 408 and took < HEADER_TIMEOUT + 3, took
+    assert error_of(slow_headers)[0] == 408 and took < HEADER_TIMEOUT + 5, took
     head = (
         b"POST /v1/assistants HTTP/1.1\r\nHost: x\r\nX-API-Key: test-key\r\n"
         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
     )
     slow_body, took = _trickle(service, head, b" " * 1000)
-    assert error_of(slow_body)[0] == 408 and took < BODY_TIMEOUT + 3, took
+    assert error_of(slow_body)[0] == 408 and took < BODY_TIMEOUT + 5, took
 
 
 def test_protocol_errors_answer_in_openai_shape(service: ServiceProcess) -> None:
