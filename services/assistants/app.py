@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 
 from . import __version__
 from .api.deps import refresh_schema_state, require_access
+from .api.limits import RequestGuard, body_limits
 from .api.routes import assistants, files, messages, runs, threads
 from .config import Settings
 from .db import Database
@@ -78,4 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (messages, runs, assistants, threads, files):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
+    # Added last, so outermost: the key and the body limits come before anything else.
+    app.add_middleware(RequestGuard, settings=settings, limits=body_limits(settings))
     return app

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     sovereign_api_key: str | None = None
     use_mock_inference: bool = False
     log_level: str = "INFO"
+    # Request limits, checked before a body is read (api/limits.py, http_protocol.py): the
+    # largest JSON body, how long a request's headers and its body may take to arrive.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    request_header_timeout: float = Field(default=5.0, gt=0)
+    request_body_timeout: float = Field(default=10.0, gt=0)
     # How long a run may wait in requires_action (and how long one may run) before it expires.
     run_expiry_seconds: int = Field(default=600, ge=1)
     # A run's executor holds a lease it renews by heartbeat; a lease that lapses means the
