@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     files_dir: str = ""
     # The largest upload POST /v1/files takes, enforced while the body is read.
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # The model sovereign (SOVEREIGN_PLAYGROUND_URL) embeds file chunks and queries with.
+    embedding_model: str = "nomic-embed-text"
+    # Files ingested at once by this replica.
+    ingestion_concurrency: int = Field(default=2, ge=1)
 
     @field_validator("log_level")
     @classmethod
