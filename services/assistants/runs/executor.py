@@ -24,6 +24,7 @@ from ..ids import new_id
 from . import claims
 from .events import EventBus
 from .execution import RunExecution
+from .file_search import FileSearch
 from .mock import mock_chunks
 from .upstream import Timeouts, stream_chat
 
@@ -40,6 +41,7 @@ class RunExecutor:
         http: httpx.AsyncClient,
         settings: Settings,
         ready: Callable[[], bool] = lambda: True,
+        file_search: FileSearch | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -61,6 +63,7 @@ class RunExecutor:
             return stream_chat(http, body, timeouts)
 
         self.source = mock_chunks if settings.use_mock_inference else upstream
+        self.file_search = file_search
 
     # -- what routes call -----------------------------------------------------------------
 
@@ -77,6 +80,7 @@ class RunExecutor:
             source=self.source,
             run_id=run_id,
             started=started,
+            file_search=self.file_search,
         )
         self.executions[run_id] = execution
         task = asyncio.create_task(self._run(execution), name=f"run-{run_id}")
@@ -164,6 +168,12 @@ async def start_executor(app: FastAPI) -> Callable[[], Awaitable[None]]:
         http=app.state.http,
         settings=app.state.settings,
         ready=lambda: bool(app.state.schema_ready),
+        file_search=FileSearch(
+            db=app.state.db,
+            http=app.state.http,
+            cache=app.state.vector_cache,
+            model=app.state.settings.embedding_model,
+        ),
     )
     app.state.executor = executor
     await executor.start()
