@@ -12,7 +12,8 @@ Endpoints: POST /v1/chat/completions (JSON, or SSE when "stream": true), GET /v1
 POST /v1/embeddings (deterministic vectors), GET /health, GET /_requests.
 
 With "embedding_dims": N in the script object, embeddings are hashed bag-of-words vectors
-of N dimensions, so texts sharing words are near each other and retrieval is realistic.
+of N dimensions, so texts sharing words are near each other and retrieval is realistic;
+"embedding_delay": S makes each embeddings request take S seconds.
 
 Script: a JSON list of responses (or {"responses": [...], "models": ["id", ...]}). Each chat
 request consumes the first unconsumed response whose "match" is a substring of the last
@@ -46,6 +47,7 @@ chunks, then the usage chunk when it is asked for.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -209,6 +211,8 @@ def build_app(raw_script: Any) -> Starlette:
         inputs = body.get("input", [])
         inputs = [inputs] if isinstance(inputs, str) else inputs
         dims = scripts.embedding_dims
+        if scripts.embedding_delay:
+            await asyncio.sleep(scripts.embedding_delay)
 
         def vector(text: str) -> list[float]:
             return meaning_vector(text, dims) if dims else fake_vector(text)
