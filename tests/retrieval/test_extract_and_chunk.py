@@ -102,3 +102,13 @@ def test_static_chunking() -> None:
     pieces = chunk_text(text, strategy)
     assert sum(p.tokens for p in pieces) == count_tokens(text)
     assert chunk_text("", strategy) == []
+
+
+def test_texts_past_the_tokenizers_limit_are_chunked() -> None:
+    """bpe-openai encodes at most 200,000 tokens at once; a 1 MB file has more."""
+    text = " ".join(f"w{i % 997}x" for i in range(250_000))
+    strategy = resolve_strategy(None)
+    pieces = chunk_text(text, strategy)
+    assert count_tokens(text) > 200_000
+    assert len(pieces) == -(-(count_tokens(text) - 400) // 400)
+    assert pieces[-1].text.endswith(text[-10:])

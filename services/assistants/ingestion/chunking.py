@@ -21,8 +21,27 @@ def _encoding() -> Any:
     return bpe_openai.get_encoding("cl100k_base")
 
 
+# bpe-openai refuses to encode more than 200,000 tokens at once; long texts are encoded in
+# segments of at most this many characters, cut before whitespace so no word is split.
+SEGMENT_CHARS = 100_000
+
+
+def encode(text: str) -> list[int]:
+    encoding = _encoding()
+    tokens: list[int] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + SEGMENT_CHARS)
+        if end < len(text):
+            space = max(text.rfind(" ", start + 1, end), text.rfind("\n", start + 1, end))
+            end = space if space > start else end
+        tokens += encoding.encode(text[start:end])
+        start = end
+    return tokens
+
+
 def count_tokens(text: str) -> int:
-    return len(_encoding().encode(text))
+    return len(encode(text))
 
 
 def resolve_strategy(raw: dict[str, Any] | None) -> dict[str, Any]:
@@ -55,7 +74,7 @@ def chunk_text(text: str, strategy: dict[str, Any]) -> list[Piece]:
     static = strategy["static"]
     size, overlap = static["max_chunk_size_tokens"], static["chunk_overlap_tokens"]
     encoding = _encoding()
-    tokens = encoding.encode(text)
+    tokens = encode(text)
     if not tokens:
         return []
     step = max(1, size - overlap)
