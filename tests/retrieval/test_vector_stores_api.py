@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import openai
 import pytest
+from sqlalchemy import update
 
+from services.assistants.tables import VectorStore
+from tests.assistants.rows import engine_for
 from tests.retrieval.conftest import DOCUMENTS, upload
 from tests.support.openapi import ConformanceLog
 
@@ -178,3 +181,13 @@ def test_bad_requests(client: openai.OpenAI) -> None:
         )
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.search("vs_missing", query="x")
+
+
+def test_store_past_its_expiry_reads_expired(client: openai.OpenAI, database_url: str) -> None:
+    store = client.vector_stores.create(
+        name="short-lived", expires_after={"anchor": "last_active_at", "days": 1}
+    )
+    assert store.status == "completed" and store.expires_at == store.last_active_at + 86400
+    with engine_for(database_url) as engine, engine.begin() as conn:
+        conn.execute(update(VectorStore).where(VectorStore.id == store.id).values(expires_at=1_000))
+    assert client.vector_stores.retrieve(store.id).status == "expired"

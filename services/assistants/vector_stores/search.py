@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 from sqlalchemy import bindparam, select, text
 
+from ..clock import now
 from ..db import Database
 from ..errors import UpstreamError, not_found
 from ..ingestion.embeddings import EmbeddingError, embed
@@ -23,6 +24,8 @@ from .stores import touch
 __all__ = ["SearchHit", "search"]
 
 RRF_K = 60
+TOUCH_EVERY = 60
+_STORE_COLUMNS = (VectorStore.id, VectorStore.chunks_version, VectorStore.last_active_at)
 # How deep each ranking is read before fusing.
 CANDIDATES = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -60,18 +63,21 @@ async def search(
     ranking: dict[str, Any] | None = None,
 ) -> list[SearchHit]:
     ranking = ranking or {}
-    async with db.write() as session:
-        stores = {
-            row.id: row
+    async with db.read() as session:
+        rows = await session.execute(select(*_STORE_COLUMNS).where(VectorStore.id.in_(store_ids)))
+        stores = {row.id: row for row in rows.all()}
+    for store_id in store_ids:
+        if store_id not in stores:
+            raise not_found("vector store", store_id, "vector_store_id")
+    stale = [sid for sid, row in stores.items() if (row.last_active_at or 0) < now() - TOUCH_EVERY]
+    if stale:
+        # last_active_at moves at most once a minute: searches need not take the write lock.
+        async with db.write() as session:
             for row in (
-                await session.scalars(select(VectorStore).where(VectorStore.id.in_(store_ids)))
-            ).all()
-        }
-        for store_id in store_ids:
-            if store_id not in stores:
-                raise not_found("vector store", store_id, "vector_store_id")
-            touch(stores[store_id])
-        versions = {sid: row.chunks_version for sid, row in stores.items()}
+                await session.scalars(select(VectorStore).where(VectorStore.id.in_(stale)))
+            ).all():
+                touch(row)
+    versions = {sid: row.chunks_version for sid, row in stores.items()}
     async with db.read() as session:
         files = (
             await session.execute(
