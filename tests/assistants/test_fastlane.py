@@ -144,7 +144,8 @@ def run_script(base_url: str) -> Transcript:
             "role": "user",
             "content": "with extras",
             "metadata": {"topic": "fast lane", "n": "3"},
-            "attachments": [{"file_id": "file-abc123", "tools": [{"type": "file_search"}]}],
+            # code_interpreter: a file_search attachment names a file that must exist.
+            "attachments": [{"file_id": "file-abc123", "tools": [{"type": "code_interpreter"}]}],
         }
         post("metadata and attachments", 200, json=extras)
         image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}

@@ -111,6 +111,9 @@ def test_every_endpoint_conforms(
     api.get(f"/assistants/{assistant['id']}").raise_for_status()
     api.post(f"/assistants/{assistant['id']}", json={"instructions": "be brief"}).raise_for_status()
 
+    attached = api.post(
+        "/files", files={"file": ("a.txt", b"attached")}, data={"purpose": "assistants"}
+    ).json()["id"]
     thread = api.post(
         "/threads",
         json={
@@ -118,7 +121,7 @@ def test_every_endpoint_conforms(
                 {
                     "role": "user",
                     "content": "hello",
-                    "attachments": [{"file_id": "file-1", "tools": [{"type": "file_search"}]}],
+                    "attachments": [{"file_id": attached, "tools": [{"type": "file_search"}]}],
                 },
                 {
                     "role": "user",
