@@ -12,21 +12,23 @@ from fastapi import Depends, FastAPI
 from . import __version__
 from .api.deps import refresh_schema_state, require_access
 from .api.limits import RequestGuard, body_limits
-from .api.routes import assistants, files, messages, runs, threads
+from .api.routes import assistants, files, messages, runs, threads, vector_stores
 from .config import Settings
 from .db import Database
 from .errors import install_error_handlers
 from .files.storage import LocalFileStorage
 from .health import router as health_router
 from .health import start_storage_watch
+from .ingestion.worker import start_ingestion
 from .runs.executor import start_executor
+from .vector_stores.index import VectorCache
 
 log = logging.getLogger("services.assistants")
 
 # Background workers (the run executor) register here: each gets the app at start-up and
 # returns an async stop function called at shutdown.
 Worker = Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]]
-WORKERS: list[Worker] = [start_storage_watch, start_executor]
+WORKERS: list[Worker] = [start_storage_watch, start_executor, start_ingestion]
 
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = database
     app.state.file_storage = LocalFileStorage(settings.files_path())
+    app.state.vector_cache = VectorCache()
     app.state.schema_ready = False
     app.state.schema_problem = "the database has not been checked yet"
     app.state.schema_checked_at = float("-inf")
@@ -76,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(require_access)]
     # Routes are matched in order: messages, the busiest, first; runs before threads, so
     # POST /threads/runs wins over POST /threads/{thread_id}.
-    for module in (messages, runs, assistants, threads, files):
+    for module in (messages, runs, assistants, threads, files, vector_stores):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
     # Added last, so outermost: the key and the body limits come before anything else.

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     files_dir: str = ""
     # The largest upload POST /v1/files takes, enforced while the body is read.
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # The model sovereign (SOVEREIGN_PLAYGROUND_URL) embeds file chunks and queries with.
+    embedding_model: str = "nomic-embed-text"
+    # Files ingested at once by this replica.
+    ingestion_concurrency: int = Field(default=2, ge=1)
     # code_interpreter: Python in a bubblewrap sandbox, one session per thread.
     code_interpreter_timeout_seconds: float = Field(default=60.0, gt=0)
     code_interpreter_memory_mb: int = Field(default=1024, ge=64)

@@ -12,9 +12,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -149,3 +151,65 @@ class File(Keyed, Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="processed")
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class VectorStore(Keyed, Base):
+    __tablename__ = "vector_stores"
+
+    name: Mapped[str | None] = mapped_column(String(256))
+    expires_after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_active_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Bumped whenever the store's chunks change, so replicas know a cached index is stale.
+    chunks_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class VectorStoreFile(Base):
+    """A file in a store; ``id`` is the file's id (one file can be in many stores).
+    Ingestion claims rows ``in_progress`` as the executor claims runs."""
+
+    __tablename__ = "vector_store_files"
+    __table_args__ = (
+        UniqueConstraint("vector_store_id", "id"),
+        Index("ix_vector_store_files_store_seq", "vector_store_id", "seq"),
+        Index("ix_vector_store_files_batch_seq", "batch_id", "seq"),
+        Index("ix_vector_store_files_status", "status"),
+        Index("ix_vector_store_files_id", "id"),
+    )
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64))
+    vector_store_id: Mapped[str] = mapped_column(ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    chunking_strategy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class VectorStoreFileBatch(Keyed, Base):
+    __tablename__ = "vector_store_file_batches"
+
+    vector_store_id: Mapped[str] = mapped_column(ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+
+
+class Chunk(Base):
+    """A piece of a file's text in a store, with its embedding (float32 bytes). A full-text
+    index over ``text`` is made by the migration (FTS5 on SQLite, tsvector on PostgreSQL)."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_store_file", "vector_store_id", "file_id"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    vector_store_id: Mapped[str] = mapped_column(ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    file_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)

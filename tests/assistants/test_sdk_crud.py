@@ -131,6 +131,7 @@ def test_cursor_semantics(openai_client: openai.OpenAI) -> None:
 
 def test_message_modify_delete_and_content_parts(openai_client: openai.OpenAI) -> None:
     thread = openai_client.beta.threads.create()
+    document = openai_client.files.create(file=("doc.txt", b"notes"), purpose="assistants")
     messages = openai_client.beta.threads.messages
     message = messages.create(
         thread.id,
@@ -143,7 +144,7 @@ def test_message_modify_delete_and_content_parts(openai_client: openai.OpenAI) -
             },
             {"type": "image_file", "image_file": {"file_id": "file-abc123"}},
         ],
-        attachments=[{"file_id": "file-doc", "tools": [{"type": "file_search"}]}],
+        attachments=[{"file_id": document.id, "tools": [{"type": "file_search"}]}],
         metadata={"source": "desk"},
     )
     assert [part.type for part in message.content] == ["text", "image_url", "image_file"]
@@ -151,7 +152,7 @@ def test_message_modify_delete_and_content_parts(openai_client: openai.OpenAI) -
     assert message.content[1].image_url.url == "https://charts.test/a.png"
     assert message.content[1].image_url.detail == "high"
     assert message.content[2].image_file.file_id == "file-abc123"
-    assert message.attachments[0].file_id == "file-doc"
+    assert message.attachments[0].file_id == document.id
     assert (message.role, message.status, message.thread_id) == ("user", "completed", thread.id)
 
     modified = messages.update(message.id, thread_id=thread.id, metadata={"source": "risk"})

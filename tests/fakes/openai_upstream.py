@@ -11,6 +11,10 @@ Start it from a test with `run_openai_upstream(script)`:
 Endpoints: POST /v1/chat/completions (JSON, or SSE when "stream": true), GET /v1/models,
 POST /v1/embeddings (deterministic vectors), GET /health, GET /_requests.
 
+With "embedding_dims": N in the script object, embeddings are hashed bag-of-words vectors
+of N dimensions, so texts sharing words are near each other and retrieval is realistic;
+"embedding_delay": S makes each embeddings request take S seconds.
+
 Script: a JSON list of responses (or {"responses": [...], "models": ["id", ...]}). Each chat
 request consumes the first unconsumed response whose "match" is a substring of the last
 user message (or that has no "match"). Nothing left -> HTTP 500 "script exhausted".
@@ -47,8 +51,10 @@ chunks, then the usage chunk when it is asked for.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -237,8 +243,15 @@ def build_app(raw_script: Any) -> Starlette:
         log.add(request.method, request.url.path, dict(request.headers), body)
         inputs = body.get("input", [])
         inputs = [inputs] if isinstance(inputs, str) else inputs
+        dims = scripts.embedding_dims
+        if scripts.embedding_delay:
+            await asyncio.sleep(scripts.embedding_delay)
+
+        def vector(text: str) -> list[float]:
+            return meaning_vector(text, dims) if dims else fake_vector(text)
+
         data = [
-            {"object": "embedding", "index": i, "embedding": fake_vector(str(text))}
+            {"object": "embedding", "index": i, "embedding": vector(str(text))}
             for i, text in enumerate(inputs)
         ]
         usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
@@ -267,6 +280,31 @@ def fake_vector(text: str, dims: int = 8) -> list[float]:
     """A deterministic unit-ish vector derived from the text, so tests can compare."""
     digest = hashlib.sha256(text.encode()).digest()
     return [round(b / 255.0, 6) for b in digest[:dims]]
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def meaning_vector(text: str, dims: int) -> list[float]:
+    """A hashed bag of (crudely stemmed) words, L2-normalised: texts sharing words have a
+    high cosine similarity, unrelated texts near zero."""
+    vector = [0.0] * dims
+    for word in _WORD.findall(text.lower()):
+        if len(word) < 3:
+            continue  # short words are mostly stop words: they would make everything near
+        digest = hashlib.blake2b(_stem(word).encode(), digest_size=8).digest()
+        bucket = int.from_bytes(digest[:4], "little") % dims
+        vector[bucket] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [round(v / norm, 6) for v in vector]
 
 
 if __name__ == "__main__":

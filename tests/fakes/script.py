@@ -169,6 +169,11 @@ class Scripts:
 
     responses: list[ScriptedResponse]
     models: list[str] = field(default_factory=lambda: ["fake-model"])
+    # When set, /v1/embeddings answers hashed bag-of-words vectors of this many dimensions,
+    # which carry meaning (texts sharing words are near), instead of 8 opaque numbers.
+    embedding_dims: int | None = None
+    # Seconds each /v1/embeddings request takes (to catch a service mid-ingestion).
+    embedding_delay: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -178,6 +183,8 @@ class Scripts:
         return cls(
             responses=[ScriptedResponse.parse(r) for r in raw.get("responses", [])],
             models=list(raw.get("models", ["fake-model"])),
+            embedding_dims=raw.get("embedding_dims"),
+            embedding_delay=float(raw.get("embedding_delay", 0.0)),
         )
 
     def take(self, last_user_message: str) -> ScriptedResponse | None:

@@ -14,6 +14,7 @@ from ..pagination import PageParams, fetch_page
 from ..schemas.assistants import AssistantCreate, AssistantModify
 from ..schemas.common import dump_optional, dump_tools
 from ..tables import Assistant
+from ..vector_stores.resources import resolve_tool_resources
 
 
 def assistant_object(row: Assistant) -> dict[str, Any]:
@@ -36,6 +37,7 @@ def assistant_object(row: Assistant) -> dict[str, Any]:
 
 
 async def create_assistant(session: AsyncSession, body: AssistantCreate) -> Assistant:
+    resources = await resolve_tool_resources(session, dump_optional(body.tool_resources))
     row = Assistant(
         id=new_id("asst_"),
         created_at=now(),
@@ -45,7 +47,7 @@ async def create_assistant(session: AsyncSession, body: AssistantCreate) -> Assi
         instructions=body.instructions,
         reasoning_effort=body.reasoning_effort,
         tools=dump_tools(body.tools),
-        tool_resources=dump_optional(body.tool_resources) or {},
+        tool_resources=resources,
         metadata_=body.metadata or {},
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
@@ -76,7 +78,9 @@ async def modify_assistant(
     if "tools" in fields:
         row.tools = dump_tools(body.tools or [])
     if "tool_resources" in fields:
-        row.tool_resources = dump_optional(body.tool_resources) or {}
+        row.tool_resources = await resolve_tool_resources(
+            session, dump_optional(body.tool_resources)
+        )
     if "metadata" in fields:
         row.metadata_ = body.metadata or {}
     if "temperature" in fields:

@@ -59,7 +59,27 @@ def run_object(row: Run) -> dict[str, Any]:
     }
 
 
-def step_object(row: RunStep) -> dict[str, Any]:
+FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def _without_result_content(details: dict[str, Any]) -> dict[str, Any]:
+    """file_search results lose their text unless the request includes it."""
+    calls = details.get("tool_calls")
+    if not calls or not any(c.get("type") == "file_search" for c in calls):
+        return details
+    shown = []
+    for call in calls:
+        if call.get("type") == "file_search":
+            search = dict(call.get("file_search") or {})
+            results = search.get("results") or []
+            search["results"] = [{k: v for k, v in r.items() if k != "content"} for r in results]
+            call = {**call, "file_search": search}
+        shown.append(call)
+    return {**details, "tool_calls": shown}
+
+
+def step_object(row: RunStep, include_content: bool = False) -> dict[str, Any]:
+    details = row.step_details if include_content else _without_result_content(row.step_details)
     return {
         "id": row.id,
         "object": "thread.run.step",
@@ -69,7 +89,7 @@ def step_object(row: RunStep) -> dict[str, Any]:
         "run_id": row.run_id,
         "type": row.type,
         "status": row.status,
-        "step_details": row.step_details,
+        "step_details": details,
         "last_error": row.last_error,
         "expired_at": row.expired_at,
         "cancelled_at": row.cancelled_at,
@@ -169,10 +189,18 @@ async def get_step(session: AsyncSession, thread_id: str, run_id: str, step_id: 
 
 
 async def list_steps(
-    session: AsyncSession, thread_id: str, run_id: str, params: PageParams
+    session: AsyncSession,
+    thread_id: str,
+    run_id: str,
+    params: PageParams,
+    include_content: bool = False,
 ) -> dict[str, Any]:
     await get_run(session, thread_id, run_id)
-    return await fetch_page(session, RunStep, params, {"run_id": run_id}, step_object)
+
+    def shape(row: Any) -> dict[str, Any]:
+        return step_object(row, include_content)
+
+    return await fetch_page(session, RunStep, params, {"run_id": run_id}, shape)
 
 
 async def open_steps(session: AsyncSession, run_id: str) -> list[RunStep]:

@@ -13,6 +13,11 @@ from ..ids import new_id
 from ..schemas.common import dump_optional
 from ..schemas.threads import ThreadCreate, ThreadModify
 from ..tables import Message, Run, RunStep, Thread
+from ..vector_stores.resources import (
+    attach_to_thread,
+    file_search_file_ids,
+    resolve_tool_resources,
+)
 from .messages import add_message
 
 
@@ -31,13 +36,18 @@ async def create_thread(session: AsyncSession, body: ThreadCreate | None) -> Thr
     row = Thread(
         id=new_id("thread_"),
         created_at=now(),
-        tool_resources=dump_optional(body.tool_resources) or {},
+        tool_resources=await resolve_tool_resources(session, dump_optional(body.tool_resources)),
         metadata_=body.metadata or {},
     )
     session.add(row)
     await session.flush()
+    attached: list[str] = []
     for message in body.messages or []:
         await add_message(session, row.id, message)
+        attached += file_search_file_ids(message.attachments)
+    if attached:
+        await attach_to_thread(session, row.id, attached)
+        await session.refresh(row)
     return row
 
 
@@ -62,7 +72,9 @@ async def require_thread(session: AsyncSession, thread_id: str) -> None:
 async def modify_thread(session: AsyncSession, thread_id: str, body: ThreadModify) -> Thread:
     row = await get_thread(session, thread_id)
     if "tool_resources" in body.model_fields_set:
-        row.tool_resources = dump_optional(body.tool_resources) or {}
+        row.tool_resources = await resolve_tool_resources(
+            session, dump_optional(body.tool_resources)
+        )
     if "metadata" in body.model_fields_set:
         row.metadata_ = body.metadata or {}
     await session.flush()

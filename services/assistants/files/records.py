@@ -177,4 +177,7 @@ async def delete_file(db: Database, storage: LocalFileStorage, file_id: str) -> 
 
 
 async def before_delete(session: AsyncSession, file_id: str) -> None:
-    """What must go with a file in the same transaction (its place in vector stores)."""
+    """What must go with a file in the same transaction: its place in every vector store."""
+    from ..vector_stores.store_files import remove_file_everywhere
+
+    await remove_file_everywhere(session, file_id)

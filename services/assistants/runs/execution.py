@@ -25,6 +25,7 @@ from ..tables import Message, Run, RunStep
 from . import claims, code_files, code_interpreter
 from .code_interpreter import CodeInterpreter
 from .events import Event, EventBus
+from .file_search import Citations, FileSearch
 from .objects import add_usage, message_rows, new_step
 from .prompt import PromptTooLong, build_request, run_history, thread_history
 from .toolcalls import ToolCalls
@@ -82,8 +83,12 @@ class RunExecution:
         run_id: str,
         started: claims.Started | None = None,
         code_interpreter: CodeInterpreter | None = None,
+        file_search: FileSearch | None = None,
     ) -> None:
         self.db = db
+        self.file_search = file_search
+        # Set when the run searched files: rewrites the model's [n] citations.
+        self.citations: Citations | None = None
         self.bus = bus
         self.worker = worker
         self.lease = lease
@@ -161,6 +166,10 @@ class RunExecution:
         except PromptTooLong:
             await self._finish("incomplete", reason="max_prompt_tokens")
             return
+        if self.file_search is not None:
+            self.citations = await self.file_search.before_model(
+                self, run, started.thread_messages, prompt.body
+            )
         if self.cancel_requested:
             await self._finish("cancelled")
             return
@@ -238,8 +247,19 @@ class RunExecution:
                     await self._on_tool_calls(delta["tool_calls"])
                 if choice.get("finish_reason"):
                     turn.finish_reason = choice["finish_reason"]
+        if self.citations is not None:
+            await self._on_text("")  # what a partial citation marker held back
 
     async def _on_text(self, content: str) -> None:
+        annotations: list[dict[str, Any]] = []
+        if self.citations is not None:
+            content, annotations = (
+                self.citations.feed(content) if content else self.citations.flush()
+            )
+        if content:
+            await self._on_model_text(content, annotations)
+
+    async def _on_model_text(self, content: str, annotations: list[dict[str, Any]]) -> None:
         turn = self.turn
         if turn.message is None:
             if turn.placeholder is not None:
@@ -259,12 +279,19 @@ class RunExecution:
                         {
                             "index": 0,
                             "type": "text",
-                            "text": {"value": content, "annotations": []},
+                            "text": {"value": content, "annotations": self._numbered(annotations)},
                         }
                     ]
                 },
             },
         )
+
+    def _numbered(self, annotations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Delta annotations carry their index among the message's annotations."""
+        if not annotations or self.citations is None:
+            return []
+        first = len(self.citations.annotations) - len(annotations)
+        return [{"index": first + i, **a} for i, a in enumerate(annotations)]
 
     async def _open_message(self) -> None:
         assert self.run is not None
@@ -336,6 +363,12 @@ class RunExecution:
         text = "".join(turn.text)
         parts = code_files.message_parts(self, text)
         message.content = parts or ([text_content(text)] if text else [])
+        if text and self.citations is not None:
+            first = message.content[0]["text"]
+            first["annotations"] = sorted(
+                [*first["annotations"], *self.citations.annotations],
+                key=lambda annotation: annotation["start_index"],
+            )
         message.status = status
         if status == "completed":
             message.completed_at = stamp

@@ -26,6 +26,7 @@ from . import claims
 from .code_interpreter import CodeInterpreter
 from .events import EventBus
 from .execution import RunExecution
+from .file_search import FileSearch
 from .mock import mock_chunks
 from .upstream import Timeouts, stream_chat
 
@@ -43,6 +44,7 @@ class RunExecutor:
         settings: Settings,
         ready: Callable[[], bool] = lambda: True,
         file_storage: LocalFileStorage | None = None,
+        file_search: FileSearch | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -65,6 +67,7 @@ class RunExecutor:
 
         self.source = mock_chunks if settings.use_mock_inference else upstream
         self.code_interpreter = CodeInterpreter.from_settings(settings, file_storage)
+        self.file_search = file_search
 
     # -- what routes call -----------------------------------------------------------------
 
@@ -82,6 +85,7 @@ class RunExecutor:
             run_id=run_id,
             started=started,
             code_interpreter=self.code_interpreter,
+            file_search=self.file_search,
         )
         self.executions[run_id] = execution
         task = asyncio.create_task(self._run(execution), name=f"run-{run_id}")
@@ -175,6 +179,12 @@ async def start_executor(app: FastAPI) -> Callable[[], Awaitable[None]]:
         settings=app.state.settings,
         ready=lambda: bool(app.state.schema_ready) and app.state.db.storage_fault is None,
         file_storage=getattr(app.state, "file_storage", None),
+        file_search=FileSearch(
+            db=app.state.db,
+            http=app.state.http,
+            cache=app.state.vector_cache,
+            model=app.state.settings.embedding_model,
+        ),
     )
     app.state.executor = executor
     await executor.start()

@@ -13,6 +13,7 @@ from ...errors import InvalidRequest
 from ...pagination import PageParams
 from ...schemas.common import Deleted, ListResponse
 from ...schemas.threads import MessageCreate, MessageModify, MessageObject
+from ...vector_stores.resources import attach_to_thread, file_search_file_ids
 from ..deps import DatabaseDep, PageDep
 from ..json_route import JSONRoute
 from ..responses import json_response
@@ -25,8 +26,11 @@ router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"], ro
 
 async def create(db: Database, thread_id: str, body: MessageCreate) -> dict[str, Any]:
     """404 for an unknown thread, 400 while a run is active on it, else the new message."""
+    attached = file_search_file_ids(body.attachments)
     async with db.write() as session:
         await domain.ensure_can_add_message(session, thread_id)
+        if attached:  # files for file_search go into the thread's own vector store
+            await attach_to_thread(session, thread_id, attached)
         return await domain.add_message(session, thread_id, body)
 
 

@@ -24,6 +24,7 @@ from ...schemas.runs import (
     ThreadAndRunCreate,
 )
 from ...tables import Run
+from ...vector_stores.resources import resolve_tool_resources
 from ..deps import DatabaseDep, PageDep, SettingsDep
 from ..json_route import JSONRoute
 
@@ -93,7 +94,9 @@ async def create_thread_and_run(
     async with db.write() as session:
         thread = await create_thread(session, body.thread)
         if body.tool_resources is not None:
-            thread.tool_resources = dump_optional(body.tool_resources)
+            thread.tool_resources = await resolve_tool_resources(
+                session, dump_optional(body.tool_resources)
+            )
         row, created, started = await _create_run(session, executor, thread.id, body, settings)
         prelude = [("thread.created", thread_object(thread)), *created]
     if body.stream:
@@ -179,16 +182,26 @@ async def submit_tool_outputs(
     return domain.run_object(row)
 
 
+Include = Annotated[list[str] | None, Query(alias="include[]")]
+
+
 @router.get("/{thread_id}/runs/{run_id}/steps", response_model=ListResponse[RunStepObject])
-async def list_run_steps(thread_id: str, run_id: str, db: DatabaseDep, page: PageDep) -> Any:
+async def list_run_steps(
+    thread_id: str, run_id: str, db: DatabaseDep, page: PageDep, include: Include = None
+) -> Any:
+    with_content = domain.FILE_SEARCH_CONTENT in (include or [])
     async with db.read() as session:
-        return await domain.list_steps(session, thread_id, run_id, page)
+        return await domain.list_steps(session, thread_id, run_id, page, with_content)
 
 
 @router.get("/{thread_id}/runs/{run_id}/steps/{step_id}", response_model=RunStepObject)
-async def retrieve_run_step(thread_id: str, run_id: str, step_id: str, db: DatabaseDep) -> Any:
+async def retrieve_run_step(
+    thread_id: str, run_id: str, step_id: str, db: DatabaseDep, include: Include = None
+) -> Any:
+    with_content = domain.FILE_SEARCH_CONTENT in (include or [])
     async with db.read() as session:
-        return domain.step_object(await domain.get_step(session, thread_id, run_id, step_id))
+        row = await domain.get_step(session, thread_id, run_id, step_id)
+        return domain.step_object(row, with_content)
 
 
 __all__ = ["router"]

@@ -1,0 +1,1 @@
+"""Uploaded files -> text -> chunks -> embeddings -> the search index, in the background."""
