@@ -32,11 +32,17 @@ Fields of a response (all optional):
   truncate_after      K: the stream ends cleanly before chunk K (no finish, no [DONE])
   omit_done           true: every chunk is sent but no `data: [DONE]`
   drop_after          K: the connection is aborted before chunk K
+  crash_after         K: the whole fake process exits before chunk K (a runtime that died)
+  crash               true: the process exits before answering at all
   error_after         K: `data: {"error": {...}}` is sent before chunk K, then the stream ends
   omit_index          true: tool-call deltas carry no "index" (as some servers send)
   vary_ids            true: every chunk has a different "id"
   usage_in_final_chunk true: usage rides on the finish chunk (llama.cpp style), not its own
   no_usage            true: never send usage, even with stream_options.include_usage
+The script's "embedding_faults" maps a marker to a fault for POST /v1/embeddings when an
+input holds the marker: "missing_one" (one vector too few), "wrong_dims" (vectors of two
+lengths), "shuffled" (data in reverse order, indexes kept), "no_usage", "error_500",
+"crash" (the process exits).
 Chunk K counts every SSE chunk: the role chunk is 0, then content, tool-call and finish
 chunks, then the usage chunk when it is asked for.
 """
@@ -60,6 +66,8 @@ from tests.fakes.script import (
     RequestLog,
     ScriptedResponse,
     Scripts,
+    crash_now,
+    embedding_fault,
     last_user_text,
     paced_stream,
     split_text,
@@ -171,6 +179,8 @@ def build_app(raw_script: Any) -> Starlette:
         if response.delay and not await wait_unless_disconnected(request, response.delay):
             entry["cancelled"] = True
             return Response(status_code=499)
+        if response.crash:
+            crash_now()
         if response.status >= 400:
             return JSONResponse({"error": response.error}, status_code=response.status)
         model = body.get("model", "fake-model")
@@ -203,14 +213,26 @@ def build_app(raw_script: Any) -> Starlette:
         log.add(request.method, request.url.path, dict(request.headers), body)
         inputs = body.get("input", [])
         inputs = [inputs] if isinstance(inputs, str) else inputs
+        fault = embedding_fault(scripts, inputs)
+        if fault == "crash":
+            crash_now()
+        if fault == "error_500":
+            error = {"message": "embedding model crashed", "type": "server_error", "code": None}
+            return JSONResponse({"error": error}, status_code=500)
         data = [
             {"object": "embedding", "index": i, "embedding": fake_vector(str(text))}
             for i, text in enumerate(inputs)
         ]
-        usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
-        return JSONResponse(
-            {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
-        )
+        if fault == "missing_one":
+            data = data[:-1]
+        elif fault == "wrong_dims":
+            data[-1]["embedding"] = data[-1]["embedding"][:4]
+        elif fault == "shuffled":
+            data.reverse()
+        answer = {"object": "list", "data": data, "model": body.get("model")}
+        if fault != "no_usage":
+            answer["usage"] = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+        return JSONResponse(answer)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
