@@ -91,13 +91,16 @@ def render_prompt(messages: list[dict[str, Any]]) -> str:
                 call = call or {}
                 names[call.get("id", "")] = (call.get("function") or {}).get("name", "")
             calls = _calls(message)
-            if calls:
-                text = (text + " " if text else "") + "(called " + ", ".join(calls) + ")"
-            if text:
+            if calls:  # the results that follow complete this answer
+                text = (text + " " if text else "") + "I called " + ", ".join(calls) + "."
+                body.append(f"Answer: {text}")
+            elif text:
                 body.append(f"Answer: {text}\n\n")
-        else:  # tool and function results
+        else:  # tool and function results: what the tool said, inside the answer
             name = message.get("name") or names.get(message.get("tool_call_id", ""), "a tool")
-            body.append(f"(Result of {name}: {text})\n")
+            if not body or not body[-1].startswith("Answer: "):
+                body.append("Answer:")
+            body[-1] = body[-1].removesuffix("\n\n") + f" {name} returned: {text}\n\n"
     if any(system):
         parts.append(" ".join(s for s in system if s) + "\n\n")
     parts.extend(f"Question: {q}\nAnswer: {a}\n\n" for q, a in _SHOTS)
