@@ -5,8 +5,8 @@
 
 Quality: each question of bench/sets/retrieval_qa.json (written for this project) ranks
 every passage; recall@1, recall@5 and MRR of its own passage. Then the same with each
-passage hidden at the end of a ~350-token chunk of seven others, which shows what windowing buys
-over cutting at the model's window. Speed: chunks of 800 and 200 tokens embedded per
+passage placed after ~300 tokens of the same filler, which shows what windowing buys over
+cutting at the model's window. Speed: chunks of 800 and 200 tokens embedded per
 second with the given threads. Candidates: the shipped all-MiniLM-L6-v2 (int8 ONNX),
 `--onnx` files (BERT-uncased models, same tokenizer and windows), gemma-3-270m's own
 mean-pooled states through llama.cpp (`--gemma`), and BM25 as a keyword baseline.
@@ -47,12 +47,18 @@ def quality(rank: list[int]) -> str:
     return f"recall@1 {r1:.3f}  recall@5 {r5:.3f}  MRR {mrr:.3f}"
 
 
+FILLER = (
+    "This section repeats the general notes that open every page of the handbook. Staff "
+    "should read the notes once a year, keep the handbook where they can find it, and ask "
+    "their manager when something in it is unclear. Pages are numbered in order, sections "
+    "follow the table of contents, and later editions replace earlier ones. "
+) * 4
+
+
 def long_chunks(passages: list[str]) -> tuple[list[str], list[int]]:
-    """Each passage placed last, after seven others: a cut at 256 tokens loses most of it."""
-    n = len(passages)
-    others = (7, 13, 19, 31, 43, 53, 59)
-    chunks = [" ".join([passages[(i + k) % n] for k in others] + [passages[i]]) for i in range(n)]
-    return chunks, list(range(n))
+    """Each passage after the same ~300 tokens of filler: cut at 256 tokens, every chunk
+    looks the same; embedded in windows, each keeps what sets it apart."""
+    return [FILLER + p for p in passages], list(range(len(passages)))
 
 
 def speed(embed: Embed, tokens: int, count: int, passages: list[str]) -> tuple[float, float]:

@@ -75,6 +75,9 @@ class Embedder:
         options.intra_op_num_threads = self.n_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # No busy-waiting between operators: the cores are shared with llama.cpp (and, on a
+        # small machine, everything else), and spinning threads only take time from them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(self.model_path), options, providers=["CPUExecutionProvider"]
         )
