@@ -160,3 +160,20 @@ def test_a_runtime_that_dies_mid_answer_ends_the_stream_with_a_clear_error() -> 
     assert "upstream_disconnected" in last and "[DONE]" not in "".join(lines)
     # With the runtime gone, the next request is refused at once, not left hanging.
     assert after.status_code in (502, 503) and after.json()["error"]["type"] == "server_error"
+
+
+async def test_the_embedder_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from services.sovereign.embedded.embedder import bundled_embedder
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"the embedder tried to connect somewhere: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    embedder = bundled_embedder(1)
+    await embedder.load_and_warm_up()
+    result = await embedder.embed(["offline, on the CPU"])
+    assert len(result.vectors[0]) == 384
+    embedder.worker.shutdown()
