@@ -18,6 +18,7 @@ from services.sovereign.config import load_routing_config
 from services.sovereign.deps import require_key
 from services.sovereign.disconnect import ClientDisconnected
 from services.sovereign.errors import SovereignError, error_body
+from services.sovereign.readiness import Monitor
 from services.sovereign.routes import chat, embeddings, health, models
 from services.sovereign.routes.bodies import json_response
 from services.sovereign.routing import Router
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 for name, backend in config.backends.items()
             }
             app.state.router = Router(config, backends)
+            app.state.monitor = Monitor(app.state.router)
             yield
 
     app = FastAPI(

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app's router and backends, and the optional API key check."""
+"""FastAPI dependencies: the app's router, its backend monitor, and the optional key check."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.sovereign.errors import AuthError
+from services.sovereign.readiness import Monitor
 from services.sovereign.routing import Router
 
-__all__ = ["RouterDep", "require_key"]
+__all__ = ["MonitorDep", "RouterDep", "require_key"]
 
 
 async def get_router(request: Request) -> Router:
@@ -18,6 +19,13 @@ async def get_router(request: Request) -> Router:
 
 
 RouterDep = Annotated[Router, Depends(get_router)]
+
+
+async def get_monitor(request: Request) -> Monitor:
+    return request.app.state.monitor
+
+
+MonitorDep = Annotated[Monitor, Depends(get_monitor)]
 
 
 async def require_key(request: Request) -> None:

@@ -5,8 +5,9 @@ SovereignError                 any error with an HTTP status and an OpenAI error
  ├── BadRequest                400: a request sovereign cannot serve
  ├── ModelNotFound             404: no backend has the model (or Ollama has not pulled it)
  └── UpstreamError             502: the backend failed, answered garbage or an error
-      ├── UpstreamUnreachable  502: connection refused or reset
-      ├── UpstreamStatusError  the backend's own 4xx passed through, or 502 for its 5xx
+      ├── UpstreamUnreachable  502: connection refused
+      ├── UpstreamDisconnected 503: the backend dropped the connection mid-request (it died)
+      ├── UpstreamStatusError  the backend's own 4xx and 503 passed through, 502 for other 5xx
       └── UpstreamTimeout      504: connect, first-token, idle or response timeout
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "BadRequest",
     "ModelNotFound",
     "SovereignError",
+    "UpstreamDisconnected",
     "UpstreamError",
     "UpstreamStatusError",
     "UpstreamTimeout",
@@ -78,6 +80,17 @@ class UpstreamUnreachable(UpstreamError):
     code = "upstream_unreachable"
 
 
+class UpstreamDisconnected(UpstreamError):
+    """The connection broke mid-request: reset, or closed before the answer was whole.
+
+    That is what a model process that crashes looks like from here; 503 says "retry later",
+    which is also what OpenAI's SDK does with it.
+    """
+
+    status = 503
+    code = "upstream_disconnected"
+
+
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
@@ -87,7 +100,8 @@ class UpstreamStatusError(UpstreamError):
     """The backend answered with an HTTP error.
 
     Its 4xx (bad request, context too long, rate limit) are the client's business and keep
-    their status; its 5xx, and 401/403 (our backend credentials, not the client's), are 502.
+    their status, as does its 503 (a model still loading: retry later); its other 5xx, and
+    401/403 (our backend credentials, not the client's), are 502.
     """
 
     def __init__(self, upstream_status: int, message: str, *, code: str | None = None) -> None:
@@ -96,3 +110,5 @@ class UpstreamStatusError(UpstreamError):
         if 400 <= upstream_status < 500 and upstream_status not in (401, 403):
             self.status = upstream_status
             self.type = "invalid_request_error"
+        elif upstream_status == 503:
+            self.status = 503

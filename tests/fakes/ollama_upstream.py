@@ -11,7 +11,9 @@ shapes: text chunks are `message.content` lines, every tool call of a response a
 in one line (arguments as an object, as Ollama sends them), the last line has `done: true`,
 `done_reason` and `prompt_eval_count` / `eval_count`; `error_after` sends `{"error": "..."}`.
 A chat or embed request for a model not in "models" gets Ollama's 404 "not found, try
-pulling it first" without consuming a response.
+pulling it first" without consuming a response. POST /api/embed takes the script's
+"embedding_faults" (see openai_upstream): "missing_one", "error_500", "crash", and
+"too_long" (Ollama's 400 for an input over the context when truncate is false).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from tests.fakes.script import (
     RequestLog,
     ScriptedResponse,
     Scripts,
+    crash_now,
+    embedding_fault,
     last_user_text,
     paced_stream,
     wait_unless_disconnected,
@@ -110,6 +114,8 @@ def build_app(raw_script: Any) -> Starlette:
         if response.delay and not await wait_unless_disconnected(request, response.delay):
             entry["cancelled"] = True
             return Response(status_code=499)
+        if response.crash:
+            crash_now()
         if response.status >= 400:
             message = (response.error or {}).get("message", "scripted error")
             return JSONResponse({"error": message}, status_code=response.status)
@@ -148,7 +154,17 @@ def build_app(raw_script: Any) -> Starlette:
             return missing
         inputs = body.get("input", [])
         inputs = [inputs] if isinstance(inputs, str) else inputs
+        fault = embedding_fault(scripts, inputs)
+        if fault == "crash":
+            crash_now()
+        if fault == "error_500":
+            return JSONResponse({"error": "embedding model crashed"}, status_code=500)
+        if fault == "too_long" and body.get("truncate") is False:
+            error = "the input length exceeds the context length"
+            return JSONResponse({"error": error}, status_code=400)
         vectors = [fake_vector(str(text)) for text in inputs]
+        if fault == "missing_one":
+            vectors = vectors[:-1]
         return JSONResponse(
             {"model": body["model"], "embeddings": vectors, "prompt_eval_count": len(inputs)}
         )

@@ -36,6 +36,8 @@ Fields of a response (all optional):
   truncate_after      K: the stream ends cleanly before chunk K (no finish, no [DONE])
   omit_done           true: every chunk is sent but no `data: [DONE]`
   drop_after          K: the connection is aborted before chunk K
+  crash_after         K: the whole fake process exits before chunk K (a runtime that died)
+  crash               true: the process exits before answering at all
   error_after         K: `data: {"error": {...}}` is sent before chunk K, then the stream ends
   omit_index          true: tool-call deltas carry no "index" (as some servers send)
   vary_ids            true: every chunk has a different "id"
@@ -45,6 +47,11 @@ code_interpreter: a request offering a `code_interpreter` function is answered w
 script when its last user message holds a ```python fenced block: the model calls
 code_interpreter with that code; once the tool answered, it replies "Output: <output>", with a
 markdown link to every `[file written: /mnt/data/...]` the output mentions.
+
+The script's "embedding_faults" maps a marker to a fault for POST /v1/embeddings when an
+input holds the marker: "missing_one" (one vector too few), "wrong_dims" (vectors of two
+lengths), "shuffled" (data in reverse order, indexes kept), "no_usage", "error_500",
+"crash" (the process exits).
 Chunk K counts every SSE chunk: the role chunk is 0, then content, tool-call and finish
 chunks, then the usage chunk when it is asked for.
 """
@@ -71,6 +78,8 @@ from tests.fakes.script import (
     RequestLog,
     ScriptedResponse,
     Scripts,
+    crash_now,
+    embedding_fault,
     last_user_text,
     paced_stream,
     split_text,
@@ -211,6 +220,8 @@ def build_app(raw_script: Any) -> Starlette:
         if response.delay and not await wait_unless_disconnected(request, response.delay):
             entry["cancelled"] = True
             return Response(status_code=499)
+        if response.crash:
+            crash_now()
         if response.status >= 400:
             return JSONResponse({"error": response.error}, status_code=response.status)
         model = body.get("model", "fake-model")
@@ -250,14 +261,26 @@ def build_app(raw_script: Any) -> Starlette:
         def vector(text: str) -> list[float]:
             return meaning_vector(text, dims) if dims else fake_vector(text)
 
+        fault = embedding_fault(scripts, inputs)
+        if fault == "crash":
+            crash_now()
+        if fault == "error_500":
+            error = {"message": "embedding model crashed", "type": "server_error", "code": None}
+            return JSONResponse({"error": error}, status_code=500)
         data = [
             {"object": "embedding", "index": i, "embedding": vector(str(text))}
             for i, text in enumerate(inputs)
         ]
-        usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
-        return JSONResponse(
-            {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
-        )
+        if fault == "missing_one":
+            data = data[:-1]
+        elif fault == "wrong_dims":
+            data[-1]["embedding"] = data[-1]["embedding"][:4]
+        elif fault == "shuffled":
+            data.reverse()
+        answer = {"object": "list", "data": data, "model": body.get("model")}
+        if fault != "no_usage":
+            answer["usage"] = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+        return JSONResponse(answer)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

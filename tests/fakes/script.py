@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ __all__ = [
     "ScriptedResponse",
     "ScriptedToolCall",
     "Scripts",
+    "crash_now",
+    "embedding_fault",
     "paced_stream",
     "split_text",
 ]
@@ -77,6 +80,8 @@ class ScriptedResponse:
     malformed_after: int | None = None
     truncate_after: int | None = None
     drop_after: int | None = None
+    crash_after: int | None = None
+    crash: bool = False
     error_after: int | None = None
     omit_done: bool = False
     omit_index: bool = False
@@ -117,6 +122,8 @@ class ScriptedResponse:
             malformed_after=raw.get("malformed_after"),
             truncate_after=raw.get("truncate_after"),
             drop_after=raw.get("drop_after"),
+            crash_after=raw.get("crash_after"),
+            crash=bool(raw.get("crash", False)),
             error_after=raw.get("error_after"),
             omit_done=bool(raw.get("omit_done", False)),
             omit_index=bool(raw.get("omit_index", False)),
@@ -174,6 +181,7 @@ class Scripts:
     embedding_dims: int | None = None
     # Seconds each /v1/embeddings request takes (to catch a service mid-ingestion).
     embedding_delay: float = 0.0
+    embedding_faults: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -185,6 +193,7 @@ class Scripts:
             models=list(raw.get("models", ["fake-model"])),
             embedding_dims=raw.get("embedding_dims"),
             embedding_delay=float(raw.get("embedding_delay", 0.0)),
+            embedding_faults=dict(raw.get("embedding_faults", {})),
         )
 
     def take(self, last_user_message: str) -> ScriptedResponse | None:
@@ -226,6 +235,20 @@ class RequestLog:
         return entry
 
 
+def crash_now() -> None:
+    """The whole fake process dies at once, as a model runtime that segfaults would."""
+    os._exit(70)
+
+
+def embedding_fault(scripts: Scripts, inputs: list[Any]) -> str | None:
+    """The scripted fault of the first input that holds one of the script's fault markers."""
+    for text in inputs:
+        for marker, fault in scripts.embedding_faults.items():
+            if marker in str(text):
+                return fault
+    return None
+
+
 class DroppedConnection(Exception):
     """Raised inside a response body to make the server abort the connection mid-stream."""
 
@@ -250,6 +273,8 @@ async def paced_stream(
                 return
             if response.drop_after == k:
                 raise DroppedConnection("scripted connection drop")
+            if response.crash_after == k:
+                crash_now()
             if response.error_after == k:
                 yield error_frame
                 return

@@ -194,7 +194,7 @@ def test_finished_stream_without_done_is_completed(client: httpx.Client) -> None
     [
         ("[truncated]", "upstream_stream_truncated", "ended the stream early"),
         ("[malformed]", "upstream_malformed_chunk", "malformed"),
-        ("[drop]", "upstream_error", "failed"),
+        ("[drop]", "upstream_disconnected", "dropped the connection"),
         ("[mid-error]", "upstream_stream_error", "the GPU caught fire"),
         ("[stall]", "upstream_timeout", "idle timeout"),
     ],

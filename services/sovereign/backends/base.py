@@ -15,6 +15,7 @@ from services.sovereign.config import BackendConfig, Timeouts
 from services.sovereign.errors import (
     ModelNotFound,
     SovereignError,
+    UpstreamDisconnected,
     UpstreamError,
     UpstreamStatusError,
     UpstreamTimeout,
@@ -87,14 +88,15 @@ class Backend(ABC):
         """Stream batches of events; ends only when the upstream ended its stream properly."""
 
     @abstractmethod
-    async def list_models(self) -> list[str]: ...
+    async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """An OpenAI embeddings body with float vectors (checked by the caller)."""
 
     @abstractmethod
-    async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]: ...
+    async def readiness(self, limit: float) -> tuple[bool, list[str], str | None]:
+        """One cheap request: (reachable, its models, why its models cannot answer or None).
 
-    @abstractmethod
-    async def probe(self, limit: float) -> None:
-        """A cheap request proving the backend answers; raises when it does not."""
+        Raises (a SovereignError) when the backend cannot be reached at all.
+        """
 
     def describe(self) -> str:
         return f"{self.kind} backend '{self.name}' at {self.url}"
@@ -196,6 +198,11 @@ class Backend(ABC):
             return UpstreamTimeout(f"{self.describe()} timed out ({type(exc).__name__})")
         if isinstance(exc, httpx.ConnectError):
             return UpstreamUnreachable(f"{self.describe()} is unreachable: {exc}")
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+            return UpstreamDisconnected(
+                f"{self.describe()} dropped the connection before its answer was complete "
+                f"(the model process may have crashed; retry once it is back): {exc}"
+            )
         return UpstreamError(f"connection to {self.describe()} failed: {exc!r}")
 
     def status_error(self, response: httpx.Response, model: str) -> SovereignError:

@@ -207,12 +207,12 @@ class OllamaBackend(Backend):
         payload = ollama_payload(body, model, self.config, stream=True)
         return self.relay("/api/chat", payload, model, NDJSONParser(self))
 
-    async def list_models(self) -> list[str]:
-        result = await self.request_json("GET", "/api/tags", limit=self.timeouts.connect * 2)
-        return [m.get("name") or m.get("model") for m in (result or {}).get("models", [])]
-
     async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": model, "input": body.get("input", "")}
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        if not all(isinstance(text, str) for text in texts):
+            raise BadRequest("Ollama embeds text: send strings, not token ids", param="input")
+        # truncate=false: an input longer than the model's context is an error, not silently cut.
+        payload: dict[str, Any] = {"model": model, "input": body["input"], "truncate": False}
         if body.get("dimensions"):
             payload["dimensions"] = body["dimensions"]
         if self.config.keep_alive is not None:
@@ -232,5 +232,9 @@ class OllamaBackend(Backend):
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
-    async def probe(self, limit: float) -> None:
-        await self.request_json("GET", "/api/version", limit=limit)
+    async def readiness(self, limit: float) -> tuple[bool, list[str], str | None]:
+        result = await self.request_json("GET", "/api/tags", limit=limit)
+        models = [m.get("name") or m.get("model") for m in (result or {}).get("models", [])]
+        if not models:
+            return True, [], "no model is pulled yet; pull one with: ollama pull <model>"
+        return True, models, None

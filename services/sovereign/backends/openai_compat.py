@@ -46,26 +46,24 @@ class OpenAICompatBackend(Backend):
         payload["stream_options"] = {"include_usage": True}
         return self.relay("/chat/completions", payload, model, SSEChunkParser(self))
 
-    async def list_models(self) -> list[str]:
-        result = await self.request_json("GET", "/models", limit=self.timeouts.connect * 2)
-        return [m["id"] for m in (result or {}).get("data", []) if isinstance(m, dict)]
-
     async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         return await self.request_json(
             "POST",
             "/embeddings",
-            json_body={**body, "model": model},
+            # Floats always: sovereign checks them and encodes base64 itself when asked.
+            json_body={**body, "model": model, "encoding_format": "float"},
             limit=self.timeouts.response,
             model=model,
         )
 
-    async def probe(self, limit: float) -> None:
+    async def readiness(self, limit: float) -> tuple[bool, list[str], str | None]:
         try:
-            await self.request_json("GET", "/models", limit=limit)
+            result = await self.request_json("GET", "/models", limit=limit)
         except UpstreamStatusError as exc:
-            # Some servers lack /v1/models but still answer: that is reachable.
-            if exc.upstream_status != 404:
-                raise
+            # Some servers lack /v1/models but still answer; a 503 is a model still loading.
+            return True, [], None if exc.upstream_status == 404 else exc.message
+        models = [m["id"] for m in (result or {}).get("data", []) if isinstance(m, dict)]
+        return True, models, None
 
 
 class SSEChunkParser:

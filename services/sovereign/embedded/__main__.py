@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
+from pathlib import Path
 
 from services.serving import serve
+from services.sovereign.embedded.embedder import EmbedderError, bundled_embedder
 from services.sovereign.embedded.model_file import ModelFileError, bundled_model_path
 
 
@@ -16,8 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--fd", type=int, help="serve on this inherited listening socket")
     parser.add_argument("--ctx", type=int, default=2048, help="context length in tokens")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per model")
+    parser.add_argument("--model", type=Path, help="a GGUF chat model instead of the bundled one")
     args = parser.parse_args(argv)
+    # Everything is local: nothing may reach a model hub, whatever a library would try.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if importlib.util.find_spec("llama_cpp") is None:
         print(
             "sovereign-embedded: llama-cpp-python is not installed; "
@@ -25,17 +32,22 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    threads = args.threads or max(1, min(4, os.cpu_count() or 1))
     try:
-        model_path = bundled_model_path()
-    except ModelFileError as exc:
+        model_path = args.model or bundled_model_path()
+        embedder = bundled_embedder(threads)
+    except (ModelFileError, EmbedderError) as exc:
         print(f"sovereign-embedded: {exc}", file=sys.stderr)
+        return 2
+    if not model_path.is_file():
+        print(f"sovereign-embedded: no model file at {model_path}", file=sys.stderr)
         return 2
 
     from services.sovereign.embedded.runner import LlamaRunner
     from services.sovereign.embedded.server import create_embedded_app
 
-    runner = LlamaRunner(model_path, n_ctx=args.ctx, n_threads=args.threads)
-    app = create_embedded_app(runner)
+    runner = LlamaRunner(model_path, n_ctx=args.ctx, n_threads=threads)
+    app = create_embedded_app(runner, embedder)
     serve(
         app,
         host=args.host,

@@ -1,7 +1,7 @@
-"""llama.cpp behind an async interface: one generation at a time, on a worker thread.
+"""llama.cpp behind an async interface: every model call on the model's one worker thread.
 
-A llama.cpp context is not safe to share between threads, so generations are serialised
-by a lock; a stream whose client has gone is stopped at the next token.
+Generations, tokenising and the warm-up all queue on that thread, so the model is never
+touched from two threads at once; a stream whose client has gone stops at the next token.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,11 @@ from typing import Any
 
 import anyio
 
-__all__ = ["Generation", "LlamaRunner", "Piece"]
+from services.sovereign.embedded.worker import ModelWorker
+
+__all__ = ["WARMUP_PROMPT", "Generation", "LlamaRunner", "Piece"]
+
+WARMUP_PROMPT = "Question: Say hi.\nAnswer:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +44,9 @@ class LlamaRunner:
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, min(4, os.cpu_count() or 1))
         self.llm: Any = None
-        self.lock = asyncio.Lock()
+        self.worker = ModelWorker("llama")
 
-    def load(self) -> None:
-        """Blocking: map the model into memory (run it on a thread)."""
+    def _load(self) -> None:
         from llama_cpp import Llama
 
         self.llm = Llama(
@@ -52,12 +56,23 @@ class LlamaRunner:
             verbose=False,
         )
 
-    def count_tokens(self, prompt: str) -> int:
-        return len(self.llm.tokenize(prompt.encode(), add_bos=True))
+    def _warm_up(self) -> None:
+        result = self.llm.create_completion(WARMUP_PROMPT, max_tokens=1, temperature=0.0)
+        if not result["choices"][0]["text"] and not result["usage"]["completion_tokens"]:
+            raise RuntimeError("the warm-up generation produced no token")
+
+    async def load_and_warm_up(self) -> float:
+        """Load the model and generate one token; the seconds it took. Raises on failure."""
+        started = time.perf_counter()
+        await self.worker.call(self._load)
+        await self.worker.call(self._warm_up)
+        return time.perf_counter() - started
+
+    async def count_tokens(self, prompt: str) -> int:
+        return await self.worker.call(lambda: len(self.llm.tokenize(prompt.encode(), add_bos=True)))
 
     async def complete(self, prompt: str, params: dict[str, Any]) -> Generation:
-        async with self.lock:
-            result = await asyncio.to_thread(self.llm.create_completion, prompt, **params)
+        result = await self.worker.call(self.llm.create_completion, prompt, **params)
         choice = result["choices"][0]
         usage = result.get("usage") or {}
         return Generation(
@@ -73,6 +88,8 @@ class LlamaRunner:
         stop = threading.Event()
 
         def produce() -> None:
+            if stop.is_set():
+                return  # the client left while this stream waited for the model
             try:
                 for chunk in self.llm.create_completion(prompt, stream=True, **params):
                     choice = chunk["choices"][0]
@@ -84,19 +101,19 @@ class LlamaRunner:
             except Exception as exc:  # handed to the consumer, which reports it
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
 
-        async with self.lock:
-            worker = loop.run_in_executor(None, produce)
-            try:
-                while True:
-                    kind, item = await queue.get()
-                    if kind == "end":
-                        return
-                    if kind == "error":
-                        raise item
-                    yield item
-            finally:
-                stop.set()
-                # Wait for the thread to let go of the model before the next generation,
-                # even when this stream was cancelled because its client disconnected.
-                with anyio.CancelScope(shield=True):
-                    await worker
+        work = self.worker.submit(produce)
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            # Wait for the thread to let go of the model, even when this stream was
+            # cancelled because its client disconnected, so the stream's end is its end.
+            with anyio.CancelScope(shield=True):
+                if not work.cancel():  # False once it runs: wait for it to finish
+                    await asyncio.wrap_future(work)

@@ -1,13 +1,18 @@
-"""The embedded runtime's OpenAI-compatible HTTP API over the bundled model.
+"""The embedded runtime's OpenAI-compatible HTTP API over the bundled models.
 
-`GET /health` is 503 while the model loads and 200 once it can answer.
+`GET /health` is 503 while the models load and warm up, and 200 once both have answered
+(the chat model generated a token, the embedder embedded a text); it names the models.
+A failure while loading or warming up ends the process, so a supervisor sees it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,14 +21,20 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from services.sovereign.embedded.prompt import STOP, render_prompt
+from services.sovereign.embedded.embedder import DIMENSIONS, EMBEDDING_MODEL_ID, Embedder
+from services.sovereign.embedded.prompt import STOP, PromptError, render_prompt
 from services.sovereign.embedded.runner import LlamaRunner
-from services.sovereign.errors import error_body
+from services.sovereign.embeddings import base64_floats
+from services.sovereign.errors import BadRequest, ModelNotFound, SovereignError, error_body
+from services.sovereign.validation import check_chat_request, check_embedding_request
 
 __all__ = ["MODEL_ID", "create_embedded_app"]
 
+log = logging.getLogger("sovereign.embedded")
+
 MODEL_ID = "gemma-3-270m"
 DEFAULT_MAX_TOKENS = 128  # bounded so a CPU answers in seconds; clients may ask for more
+EMBEDDING_NAMES = {EMBEDDING_MODEL_ID, "all-minilm", "all-minilm:l6-v2"}  # Ollama's names too
 
 
 def _params(body: dict[str, Any], n_ctx: int) -> dict[str, Any]:
@@ -45,69 +56,112 @@ def _sse(obj: Any) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
 
-def create_embedded_app(runner: LlamaRunner) -> FastAPI:
-    state: dict[str, Any] = {"status": "loading", "error": None}
+def _error(exc: SovereignError) -> Response:
+    return JSONResponse(exc.body(), exc.status)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise BadRequest("The request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object")
+    return body
+
+
+def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
+    state: dict[str, Any] = {"status": "loading", "warmup_s": {}}
 
     async def load() -> None:
         try:
-            await asyncio.to_thread(runner.load)
-            state["status"] = "ok"
-        except Exception as exc:  # reported by /health; the supervisor decides what next
-            state.update(status="error", error=repr(exc))
+            state["warmup_s"]["chat"] = round(await runner.load_and_warm_up(), 2)
+            state["warmup_s"]["embedding"] = round(await embedder.load_and_warm_up(), 2)
+        except Exception as exc:
+            # Serving 503 forever would hide the fault; exiting shows it to the supervisor.
+            message = f"sovereign-embedded: cannot load or warm up the models: {exc!r}"
+            print(message, file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(1)
+        state["status"] = "ok"
+        log.info("models ready: %s", state["warmup_s"])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(load())
         yield
         task.cancel()
+        runner.worker.shutdown()
+        embedder.worker.shutdown()
 
     app = FastAPI(title="sovereign-embedded", lifespan=lifespan, openapi_url=None)
 
     def not_ready() -> Response | None:
         if state["status"] == "ok":
             return None
-        message = (
-            "the embedded model is still loading"
-            if state["status"] == "loading"
-            else (f"the embedded model failed to load: {state['error']}")
-        )
-        return JSONResponse(error_body(message, "server_error", "model_not_ready"), 503)
+        error = error_body("the embedded models are still loading", "server_error")
+        error["error"]["code"] = "model_not_ready"
+        return JSONResponse(error, 503)
+
+    @app.exception_handler(SovereignError)
+    async def sovereign_error(request: Request, exc: SovereignError) -> Response:
+        return _error(exc)
 
     @app.get("/health")
     async def health() -> Response:
-        code = 200 if state["status"] == "ok" else 503
-        body = {"status": state["status"], "model": MODEL_ID, "error": state["error"]}
-        return JSONResponse(body, code)
+        ready = state["status"] == "ok"
+        body = {
+            "status": state["status"],
+            "model": MODEL_ID,
+            "models": {
+                "chat": {"id": MODEL_ID, "file": runner.model_path.name, "ready": ready},
+                "embedding": {
+                    "id": EMBEDDING_MODEL_ID,
+                    "file": embedder.model_path.name,
+                    "dimensions": DIMENSIONS,
+                    "ready": ready,
+                },
+            },
+            "warmup_s": state["warmup_s"],
+        }
+        return JSONResponse(body, 200 if ready else 503)
 
     @app.get("/v1/models")
     async def models() -> Response:
-        data = [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "embedded"}]
+        if (unavailable := not_ready()) is not None:
+            return unavailable
+        data = [
+            {"id": model, "object": "model", "created": 0, "owned_by": "embedded"}
+            for model in (MODEL_ID, EMBEDDING_MODEL_ID)
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         if (unavailable := not_ready()) is not None:
             return unavailable
-        try:
-            body = json.loads(await request.body())
-            messages = body["messages"]
-            assert isinstance(messages, list) and messages
-        except (ValueError, KeyError, AssertionError):
-            error = error_body(
-                "a JSON body with a non-empty 'messages' list is required", "invalid_request_error"
+        body = await _json(request)
+        check_chat_request(body)
+        choice = body.get("tool_choice")
+        if body.get("tools") and (choice == "required" or isinstance(choice, dict)):
+            raise BadRequest(
+                f"{MODEL_ID} cannot call tools, so tool_choice {json.dumps(choice)} cannot be met",
+                param="tool_choice",
             )
-            return JSONResponse(error, 400)
-        prompt = render_prompt(messages)
+        try:
+            prompt = render_prompt(body["messages"])
+        except PromptError as exc:
+            raise BadRequest(str(exc), param=exc.param) from exc
         params = _params(body, runner.n_ctx)
         model = body.get("model") or MODEL_ID
         # Checked up front so a stream, too, gets a 400 instead of a broken stream.
-        prompt_tokens = runner.count_tokens(prompt)
+        prompt_tokens = await runner.count_tokens(prompt)
         if prompt_tokens >= runner.n_ctx:
-            message = (
-                f"the prompt is {prompt_tokens} tokens; this model's context is {runner.n_ctx}"
+            raise BadRequest(
+                f"the prompt is {prompt_tokens} tokens; this model's context is {runner.n_ctx}",
+                code="context_length_exceeded",
+                param="messages",
             )
-            error = error_body(message, "invalid_request_error", "context_length_exceeded")
-            return JSONResponse(error, 400)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             frames = _stream(runner, prompt, prompt_tokens, params, model, include_usage)
@@ -115,9 +169,7 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
         try:
             result = await runner.complete(prompt, params)
         except ValueError as exc:  # llama.cpp's "Requested tokens exceed context window"
-            error = error_body(str(exc), "invalid_request_error", "context_length_exceeded")
-            return JSONResponse(error, 400)
-        text = result.text.strip()
+            raise BadRequest(str(exc), code="context_length_exceeded") from exc
         return JSONResponse(
             {
                 "id": "chatcmpl-" + secrets.token_hex(12),
@@ -127,7 +179,7 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
+                        "message": {"role": "assistant", "content": result.text.strip()},
                         "logprobs": None,
                         "finish_reason": result.finish_reason,
                     }
@@ -140,7 +192,49 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
             }
         )
 
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        if (unavailable := not_ready()) is not None:
+            return unavailable
+        body = await _json(request)
+        check_embedding_request(body)
+        texts = _embedding_texts(body)
+        result = await embedder.embed(texts)
+        data = [
+            {"object": "embedding", "index": i, "embedding": vector}
+            for i, vector in enumerate(result.vectors)
+        ]
+        if body.get("encoding_format") == "base64":
+            for item in data:
+                item["embedding"] = base64_floats(item["embedding"])
+        usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
+        answer = {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        return JSONResponse(answer)
+
     return app
+
+
+def _embedding_texts(body: dict[str, Any]) -> list[str]:
+    if body["model"].lower() not in EMBEDDING_NAMES:
+        raise ModelNotFound(
+            f"The model '{body['model']}' does not exist here; embeddings come from "
+            f"'{EMBEDDING_MODEL_ID}'"
+        )
+    dimensions = body.get("dimensions")
+    if dimensions is not None and dimensions != DIMENSIONS:
+        raise BadRequest(
+            f"{EMBEDDING_MODEL_ID} makes {DIMENSIONS}-dimensional vectors and cannot shorten them",
+            param="dimensions",
+        )
+    texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+    if not all(isinstance(text, str) for text in texts):
+        # Token ids from another tokenizer (tiktoken's, say) would embed silently wrong text.
+        raise BadRequest(
+            "token arrays are not accepted: this embedding model has its own vocabulary; "
+            "send the text",
+            param="input",
+        )
+    return texts
 
 
 async def _stream(

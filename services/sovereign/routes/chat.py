@@ -9,7 +9,7 @@ from services.sovereign.chat import complete_chat, stream_chat
 from services.sovereign.deps import RouterDep
 from services.sovereign.disconnect import until_disconnected
 from services.sovereign.routes.bodies import json_response, read_body
-from services.sovereign.schemas import ChatCompletionRequest
+from services.sovereign.validation import check_chat_request
 
 __all__ = ["router"]
 
@@ -18,7 +18,7 @@ router = APIRouter()
 
 @router.post("/v1/chat/completions")
 async def create_chat_completion(request: Request, routes: RouterDep) -> Response:
-    body = await read_body(request, ChatCompletionRequest)
+    body = await read_body(request, check_chat_request)
     route = routes.resolve(body["model"])
     headers = {"x-sovereign-backend": route.backend.name}
     if body.get("stream"):

@@ -1,4 +1,4 @@
-"""GET /health: no key needed; status, version, and each backend's reachability."""
+"""GET /health: no key needed; status, version, and whether each backend's models can answer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from services.sovereign.catalogue import backend_health
-from services.sovereign.deps import RouterDep
+from services.sovereign.deps import MonitorDep
 from services.sovereign.routes.bodies import json_response
 
 __all__ = ["router"]
@@ -15,6 +15,6 @@ router = APIRouter()
 
 
 @router.get("/health")
-async def get_health(routes: RouterDep) -> Response:
-    # 200 while sovereign itself serves; an unreachable backend shows as "degraded".
-    return json_response(await backend_health(routes))
+async def get_health(monitor: MonitorDep) -> Response:
+    # 200 while sovereign itself serves; a backend that cannot answer shows as "degraded".
+    return json_response(await backend_health(monitor))
