@@ -160,7 +160,7 @@ def test_uploads_have_their_own_larger_limit(service: ServiceProcess) -> None:
     over_upload = httpx.post(
         url, content=b"x" * (MAX_UPLOAD + UPLOAD_FRAMING_BYTES + 1), headers=headers
     )
-    assert_refused(over_upload, 413, "request_too_large")
+    assert_refused(over_upload, 413, "file_too_large")
 
 
 def test_incomplete_requests_are_closed(service: ServiceProcess) -> None:

@@ -41,6 +41,9 @@ class BodyLimit:
 
     max_bytes: int
     streamed: bool = False
+    # What a refusal says: an upload's limit is the file's, a JSON body's the request's.
+    code: str = "request_too_large"
+    what: str = "The request body"
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,12 @@ class BodyLimits:
 def body_limits(settings: Settings) -> BodyLimits:
     """JSON bodies up to MAX_BODY_BYTES; an upload to POST /v1/files up to its own
     MAX_UPLOAD_BYTES (the route enforces the exact figure as it writes the file)."""
-    upload = BodyLimit(settings.max_upload_bytes + UPLOAD_FRAMING_BYTES, streamed=True)
+    upload = BodyLimit(
+        settings.max_upload_bytes + UPLOAD_FRAMING_BYTES,
+        streamed=True,
+        code="file_too_large",
+        what=f"The upload (MAX_UPLOAD_BYTES is {settings.max_upload_bytes} bytes)",
+    )
     return BodyLimits(BodyLimit(settings.max_body_bytes), {("POST", "/v1/files"): upload})
 
 
@@ -76,11 +84,11 @@ class BodyRefused(HTTPException):
         return error_body(str(self.detail), "invalid_request_error", None, self.code)
 
 
-def too_large(limit: int) -> BodyRefused:
+def too_large(limit: BodyLimit) -> BodyRefused:
     return BodyRefused(
         413,
-        f"The request body is larger than this endpoint accepts ({limit} bytes).",
-        "request_too_large",
+        f"{limit.what} is larger than this endpoint accepts ({limit.max_bytes} bytes).",
+        limit.code,
     )
 
 
@@ -132,7 +140,7 @@ class RequestGuard:
             )
             return
         if declared and max(int(v) for v in declared) > limit.max_bytes:
-            refused = too_large(limit.max_bytes)
+            refused = too_large(limit)
             await respond(send, refused.status_code, refused.body())
             return
         body = _GuardedBody(receive, send, limit, self.settings.request_body_timeout)
@@ -177,7 +185,7 @@ class _GuardedBody:
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.limit.max_bytes:
-                self.refusal = too_large(self.limit.max_bytes)
+                self.refusal = too_large(self.limit)
                 raise self.refusal
             self.complete = not message.get("more_body", False)
         return message
