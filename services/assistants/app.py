@@ -17,6 +17,7 @@ from .config import Settings
 from .db import Database
 from .errors import install_error_handlers
 from .health import router as health_router
+from .playground import router as playground_router
 from .runs.executor import start_executor
 
 log = logging.getLogger("services.assistants")
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (messages, runs, assistants, threads):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
+    app.include_router(playground_router)
     if settings.api_fast_lane:
         app.add_middleware(MessagesFastLane, state=app.state)
     return app
