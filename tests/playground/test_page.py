@@ -102,7 +102,7 @@ def test_time_to_interactive(page: Any, capsys: Any) -> None:
     samples = []
     for _ in range(5):
         page.goto("/playground")
-        page.wait_for_function("document.documentElement.dataset.ready === 'true'")
+        page.wait_for_function("() => document.documentElement.dataset.ready === 'true'")
         samples.append(
             page.evaluate("performance.getEntriesByName('playground-interactive')[0].startTime")
         )
