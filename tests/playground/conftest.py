@@ -97,3 +97,16 @@ def connect(page: Any, key: str = KEY) -> None:
     page.goto("/playground")
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Connect").click()
+
+
+def new_thread(page: Any) -> str:
+    """Click "New thread" and wait until the page has it open; its id."""
+    threads = page.get_by_label("Thread", exact=True)
+    before = threads.input_value()
+    page.get_by_role("button", name="New thread").click()
+    page.wait_for_function(
+        "before => document.getElementById('thread').value.startsWith('thread_')"
+        " && document.getElementById('thread').value !== before",
+        arg=before,
+    )
+    return threads.input_value()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.playground.conftest import KEY, connect, shoot
+from tests.playground.conftest import KEY, connect, new_thread, shoot
 from tests.support.processes import ServiceProcess
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
@@ -52,7 +52,7 @@ def busy_page(page: Any, service: ServiceProcess) -> Any:
     connect(page)
     expect(page.locator("#connect-status")).to_have_text("Connected.")
     page.get_by_label("Assistant", exact=True).select_option(label="Audited")
-    page.get_by_role("button", name="New thread").click()
+    new_thread(page)
     box = page.get_by_role("textbox", name="Message")
     box.fill("hello")
     box.press("Enter")

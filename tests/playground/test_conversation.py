@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.fakes.process import FakeUpstream
-from tests.playground.conftest import KEY, connect, shoot
+from tests.playground.conftest import KEY, connect, new_thread, shoot
 from tests.support.processes import ServiceProcess
 
 STORY = ["Once ", "upon ", "a ", "time ", "there ", "was ", "a ", "playground."]
@@ -131,7 +131,7 @@ def test_create_edit_and_delete_an_assistant(page: Any, service: ServiceProcess)
 
 def test_the_answer_streams_in_pieces(page: Any, service: ServiceProcess) -> None:
     open_assistant(page, service, "Storyteller")
-    page.get_by_role("button", name="New thread").click()
+    new_thread(page)
     page.evaluate(WATCH_ANSWER)
     send(page, "Tell me a story")
     conversation = page.get_by_role("log", name="Conversation")
@@ -161,7 +161,7 @@ def test_shift_enter_is_a_new_line_and_cancel_stops_the_run(
     page: Any, service: ServiceProcess, upstream: FakeUpstream
 ) -> None:
     open_assistant(page, service, "Talker")
-    page.get_by_role("button", name="New thread").click()
+    new_thread(page)
     box = page.get_by_role("textbox", name="Message")
     box.fill("longwinded")
     box.press("Shift+Enter")
@@ -189,7 +189,7 @@ def test_a_function_call_answered_by_hand(
     page: Any, service: ServiceProcess, upstream: FakeUpstream
 ) -> None:
     open_assistant(page, service, "Forecaster", tools=[WEATHER_TOOL])
-    page.get_by_role("button", name="New thread").click()
+    new_thread(page)
     send(page, "What is the weather in Paris?")
     form = page.get_by_role("form", name="Tool outputs")
     expect(form).to_be_visible()
@@ -231,7 +231,7 @@ def test_the_inspector_says_why_a_run_failed(
 ) -> None:
     # Nothing in the script matches: the upstream answers 500, and the run fails.
     open_assistant(page, service, "Unlucky")
-    page.get_by_role("button", name="New thread").click()
+    new_thread(page)
     send(page, "unscripted words")
     expect(page.get_by_role("status", name="Run status")).to_contain_text("failed")
     header = page.get_by_role("region", name="Run steps").locator(".run-header")
@@ -261,8 +261,7 @@ def test_time_from_send_to_the_first_token(
     page: Any, service: ServiceProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assistant_id = open_assistant(page, service, "Quick")
-    page.get_by_role("button", name="New thread").click()
-    thread_id = current_thread(page)
+    thread_id = new_thread(page)
     direct_thread = api(service, "POST", "/threads", {})["id"]
     page.evaluate(
         """() => {

@@ -43,7 +43,8 @@ export class FilesPanel {
       this.available = true;
     } catch (err) {
       this.stores = [];
-      this.available = err.status !== 404;
+      this.available = false;
+      this.enable(false);
       if (err.status === 404) {
         say($("files-status"), "This server has no vector stores.");
         this.fillStoreChoices($("assistant-stores"), []);
@@ -51,11 +52,17 @@ export class FilesPanel {
       }
       throw err;
     }
+    this.enable(true);
     const current = $("store").value;
     const selected = this.stores.some((s) => s.id === current) ? current : this.stores.length ? this.stores[0].id : null;
     options($("store"), this.stores.map((s) => ({ value: s.id, label: s.name || s.id })), selected || "", this.stores.length ? null : "No vector stores");
     this.fillStoreChoices($("assistant-stores"), [...$("assistant-stores").selectedOptions].map((o) => o.value));
     await this.showStore(selected);
+  }
+
+  enable(on) {
+    for (const id of ["store", "store-name", "create-store", "upload"]) $(id).disabled = !on;
+    $("drop-zone").classList.toggle("disabled", !on);
   }
 
   // The assistant form's store choices: every store, with the assistant's selected.
@@ -124,7 +131,7 @@ export class FilesPanel {
   }
 
   async upload(files) {
-    if (!files.length) return;
+    if (!files.length || !this.available) return;
     if (!this.storeId) return say($("files-status"), "Create or choose a vector store first.", true);
     const storeId = this.storeId;
     await Promise.all(files.map((file) => this.uploadOne(storeId, file)));

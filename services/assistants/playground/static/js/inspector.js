@@ -18,8 +18,11 @@ export function plainError(error) {
   return `${lead}: ${error.message}`;
 }
 
+// Timestamps are whole seconds, so a quick step shows as "under 1 s".
 function seconds(from, to) {
-  return from && to ? `${Math.max(0, to - from)} s` : "—";
+  if (!from || !to) return "—";
+  const span = Math.max(0, to - from);
+  return span ? `${span} s` : "under 1 s";
 }
 
 function usageLine(usage) {
