@@ -5,6 +5,7 @@ Nothing the page serves carries data; the model list needs the key like every /v
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -23,20 +24,18 @@ def test_page_and_assets_are_static_and_local(service: ServiceProcess) -> None:
     assert page.headers["content-type"].startswith("text/html")
     csp = page.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp
-    # Every asset the page names is served here (no CDN), with its type.
-    for asset, kind in [
-        ("playground.css", "text/css"),
-        ("js/app.js", "text/javascript"),
-        ("js/api.js", "text/javascript"),
-    ]:
-        assert f"/playground/static/{asset}" in page.text or asset.startswith("js/api")
-        served = httpx.get(f"{service.base_url}/playground/static/{asset}")
+    # Every asset the page names is served here (no CDN), with its type and an ETag.
+    assets = re.findall(r'(?:href|src)="(/playground/static/[^"]+)"', page.text)
+    assert "/playground/static/js/app.js" in assets and len(assets) >= 9
+    for asset in assets:
+        served = httpx.get(f"{service.base_url}{asset}")
+        kind = "text/css" if asset.endswith(".css") else "text/javascript"
         assert served.status_code == 200 and served.headers["content-type"].startswith(kind)
         again = httpx.get(
-            f"{service.base_url}/playground/static/{asset}",
-            headers={"If-None-Match": served.headers["etag"]},
+            f"{service.base_url}{asset}", headers={"If-None-Match": served.headers["etag"]}
         )
         assert again.status_code == 304
+        assert "http://" not in served.text and "https://" not in served.text, asset
     assert "http://" not in page.text and "https://" not in page.text
     for missing in ("nope.js", "../page.py", "..%2Fpage.py", "%2e%2e/__init__.py"):
         response = httpx.get(f"{service.base_url}/playground/static/{missing}")
