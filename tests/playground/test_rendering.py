@@ -1,18 +1,21 @@
 """How the page renders OpenAI's message shapes: file_citation annotations become numbered
-footnotes named after the file, file_path annotations links, image_file parts images.
-
-The page's own modules run in Chromium against the real service; a file the service cannot
-serve falls back to the name in the citation marker, and an image to words saying so.
+footnotes named after the file, file_path annotations links to the content, image_file parts
+images. The page's own modules run in Chromium against the real service and its /v1/files.
 """
 
 from __future__ import annotations
 
 import re
+import struct
+import zlib
+from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
-from tests.playground.conftest import KEY
+from tests.playground.conftest import KEY, connect
+from tests.support.processes import ServiceProcess
 
 SCRIPT: list[Any] = []
 RENDER = """async ([key, message]) => {
@@ -26,8 +29,40 @@ RENDER = """async ([key, message]) => {
 }"""
 
 
-def cited_message() -> dict[str, Any]:
-    first, second = "【4:0†weather.txt】", "【4:1†climate.md】"
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+
+
+def png(width: int = 4, height: int = 3) -> bytes:
+    """A small, valid red PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def upload(service: ServiceProcess, name: str, content: bytes, purpose: str = "assistants") -> str:
+    response = httpx.post(
+        f"{service.base_url}/v1/files",
+        headers=HEADERS,
+        data={"purpose": purpose},
+        files={"file": (name, content)},
+    )
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def cited_message(weather: str, climate: str, chart: str, plot: str) -> dict[str, Any]:
+    # The markers' names differ from the files' own: the footnotes must show the latter.
+    first, second = "【4:0†w.txt】", "【4:1†c.md】"
     value = f"Paris is sunny{first} and warm{second}; see the chart."
     annotations = [
         {
@@ -37,7 +72,7 @@ def cited_message() -> dict[str, Any]:
             "end_index": value.index(marker) + len(marker),
             "file_citation": {"file_id": file_id},
         }
-        for marker, file_id in ((first, "file-weather"), (second, "file-climate"))
+        for marker, file_id in ((first, weather), (second, climate))
     ]
     annotations.append(
         {
@@ -45,7 +80,7 @@ def cited_message() -> dict[str, Any]:
             "text": "the chart",
             "start_index": value.index("the chart"),
             "end_index": value.index("the chart") + len("the chart"),
-            "file_path": {"file_id": "file-chart"},
+            "file_path": {"file_id": chart},
         }
     )
     return {
@@ -53,26 +88,66 @@ def cited_message() -> dict[str, Any]:
         "role": "assistant",
         "content": [
             {"type": "text", "text": {"value": value, "annotations": annotations}},
-            {"type": "image_file", "image_file": {"file_id": "file-plot"}},
+            {"type": "image_file", "image_file": {"file_id": plot}},
         ],
     }
 
 
-def test_citations_footnotes_links_and_images(page: Any) -> None:
+def test_citations_footnotes_links_and_images(page: Any, service: ServiceProcess) -> None:
+    weather = upload(service, "weather.txt", b"Sunny and 21 degrees.")
+    climate = upload(service, "climate.md", b"# Warm summers")
+    chart = upload(service, "chart.csv", b"day,celsius\nmon,21\n")
+    plot = upload(service, "plot.png", png(), purpose="vision")
     page.goto("/playground")
     expect(page.get_by_role("button", name="Connect")).to_be_enabled()
-    page.evaluate(RENDER, [KEY, cited_message()])
+    page.evaluate(RENDER, [KEY, cited_message(weather, climate, chart, plot)])
     message = page.locator("#rendered")
     text = message.locator(".text")
     expect(text).to_have_text("Paris is sunny[1] and warm[2]; see the chart.")
     expect(text.get_by_role("link", name="[1]")).to_have_attribute("href", "#fn-msg_rendered-1")
-    expect(text.get_by_role("link", name="the chart")).to_have_attribute(
-        "data-file-id", "file-chart"
-    )
     notes = message.get_by_role("list", name="Citations").locator("li")
     expect(notes).to_have_text(["weather.txt", "climate.md"])
     expect(notes.nth(0)).to_have_attribute("id", "fn-msg_rendered-1")
-    expect(notes.nth(1).get_by_role("link")).to_have_attribute("data-file-id", "file-climate")
-    # No such file on this service: the image says so in its alternative text.
+    # A file link fetches the content with the key, and the browser saves it.
+    with page.expect_download() as download:
+        notes.nth(0).get_by_role("link").click()
+    assert download.value.suggested_filename == "weather.txt"
+    assert Path(download.value.path()).read_bytes() == b"Sunny and 21 degrees."
+    with page.expect_download() as download:
+        text.get_by_role("link", name="the chart").click()
+    assert Path(download.value.path()).read_bytes() == b"day,celsius\nmon,21\n"
     image = message.get_by_role("img")
-    expect(image).to_have_attribute("alt", re.compile(r"^Image file-plot could not be loaded: "))
+    expect(image).to_have_attribute("src", re.compile(r"^blob:"))
+    page.wait_for_function("() => document.querySelector('#rendered img').naturalWidth === 4")
+
+
+def test_a_missing_file_falls_back_to_the_markers_name(page: Any) -> None:
+    page.goto("/playground")
+    expect(page.get_by_role("button", name="Connect")).to_be_enabled()
+    page.evaluate(RENDER, [KEY, cited_message("file-gone", "file-gone2", "file-x", "file-y")])
+    message = page.locator("#rendered")
+    notes = message.get_by_role("list", name="Citations").locator("li")
+    expect(notes).to_have_text(["w.txt", "c.md"])
+    image = message.get_by_role("img")
+    expect(image).to_have_attribute("alt", re.compile(r"^Image file-y could not be loaded: "))
+
+
+def test_an_image_in_a_thread_shows_inline(page: Any, service: ServiceProcess) -> None:
+    plot = upload(service, "inline.png", png(6, 2), purpose="vision")
+    content = [
+        {"type": "text", "text": "Here is the plot."},
+        {"type": "image_file", "image_file": {"file_id": plot}},
+    ]
+    thread = httpx.post(
+        f"{service.base_url}/v1/threads",
+        headers=HEADERS,
+        json={"messages": [{"role": "user", "content": content}]},
+    ).json()
+    page.goto("/playground")
+    remembered = [{"id": thread["id"], "created_at": thread["created_at"]}]
+    page.evaluate("t => localStorage.setItem('playground.threads', JSON.stringify(t))", remembered)
+    connect(page)
+    conversation = page.get_by_role("log", name="Conversation")
+    expect(conversation).to_contain_text("Here is the plot.")
+    expect(conversation.get_by_role("img")).to_have_attribute("src", re.compile(r"^blob:"))
+    page.wait_for_function("() => document.querySelector('#conversation img').naturalWidth === 6")
