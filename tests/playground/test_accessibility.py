@@ -57,6 +57,7 @@ def busy_page(page: Any, service: ServiceProcess) -> Any:
     box.fill("hello")
     box.press("Enter")
     expect(page.get_by_role("log", name="Conversation")).to_contain_text("Hello to you.")
+    expect(page.get_by_role("status", name="Run status")).to_contain_text("completed")
     box.fill("weather please")
     box.press("Enter")
     expect(page.get_by_role("form", name="Tool outputs")).to_be_visible()

@@ -173,6 +173,11 @@ def test_shift_enter_is_a_new_line_and_cancel_stops_the_run(
     expect(page.get_by_role("log", name="Conversation").locator(".msg.assistant")).to_contain_text(
         "blah"
     )
+    # One run at a time: a second message waits in the box, and the page says why.
+    box.fill("and another thing")
+    box.press("Enter")
+    expect(status).to_contain_text("A run is still active")
+    expect(box).to_have_value("and another thing")
     cancel = page.get_by_role("button", name="Cancel")
     expect(cancel).to_be_enabled()
     cancel.click()

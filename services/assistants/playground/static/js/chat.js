@@ -151,7 +151,11 @@ export class ChatPanel {
   async send() {
     const box = $("message");
     const text = box.value;
-    if (!text.trim() || this.abort || (this.run && ACTIVE.has(this.run.status))) return;
+    if (!text.trim()) return;
+    if (this.abort || (this.run && ACTIVE.has(this.run.status))) {
+      // A thread runs one run at a time; the text stays in the box for later.
+      return say($("run-status"), "A run is still active: wait for it to end, or Cancel it.", true);
+    }
     if (!this.assistant) return this.setStatus(null, "Choose or create an assistant first.");
     performance.clearMarks("playground-first-token");
     performance.mark("playground-send");
