@@ -151,3 +151,81 @@ def test_an_image_in_a_thread_shows_inline(page: Any, service: ServiceProcess) -
     expect(conversation).to_contain_text("Here is the plot.")
     expect(conversation.get_by_role("img")).to_have_attribute("src", re.compile(r"^blob:"))
     page.wait_for_function("() => document.querySelector('#conversation img').naturalWidth === 6")
+
+
+INSPECT = """async ([key, run, steps]) => {
+  const { Api } = await import("/playground/static/js/api.js");
+  const { Inspector } = await import("/playground/static/js/inspector.js");
+  const inspector = new Inspector({ api: new Api(key) });
+  document.getElementById("workspace").hidden = false;
+  inspector.render(run, steps);
+}"""
+
+
+def test_the_inspector_shows_code_logs_images_search_scores_and_errors(
+    page: Any, service: ServiceProcess
+) -> None:
+    plot = upload(service, "steps.png", png(5, 5), purpose="vision")
+    run = {
+        "id": "run_shown",
+        "status": "failed",
+        "model": "fake-model",
+        "created_at": 1_700_000_000,
+        "started_at": 1_700_000_001,
+        "failed_at": 1_700_000_004,
+        "usage": {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42},
+        "last_error": {"code": "rate_limit_exceeded", "message": "Slow down."},
+        "incomplete_details": None,
+    }
+    search = {
+        "id": "call_search",
+        "type": "file_search",
+        "file_search": {
+            "ranking_options": {"ranker": "auto", "score_threshold": 0.0},
+            "results": [
+                {
+                    "file_id": "file-a",
+                    "file_name": "manual.pdf",
+                    "score": 0.91234,
+                    "content": [{"type": "text", "text": "Press the red button."}],
+                }
+            ],
+        },
+    }
+    code = {
+        "id": "call_code",
+        "type": "code_interpreter",
+        "code_interpreter": {
+            "input": "print(6 * 7)",
+            "outputs": [
+                {"type": "logs", "logs": "42\n"},
+                {"type": "image", "image": {"file_id": plot}},
+            ],
+        },
+    }
+    step = {
+        "id": "step_tools",
+        "status": "completed",
+        "created_at": 1_700_000_001,
+        "completed_at": 1_700_000_003,
+        "usage": {"prompt_tokens": 30, "completion_tokens": 1, "total_tokens": 31},
+        "last_error": None,
+        "step_details": {"type": "tool_calls", "tool_calls": [search, code]},
+    }
+    page.goto("/playground")
+    expect(page.get_by_role("button", name="Connect")).to_be_enabled()
+    page.evaluate(INSPECT, [KEY, run, [step]])
+    steps = page.get_by_role("region", name="Run steps")
+    header = steps.locator(".run-header")
+    expect(header).to_contain_text("Too many requests reached the model: Slow down.")
+    expect(header).to_contain_text("queued → started 1 s, ran 3 s")
+    expect(header).to_contain_text("usage: 40 prompt + 2 completion = 42 tokens")
+    shown = steps.locator(".step")
+    expect(shown).to_contain_text("took 2 s")
+    results = shown.get_by_role("list", name="Search results")
+    expect(results).to_contain_text("score 0.912")
+    expect(results).to_contain_text("manual.pdf")
+    expect(results).to_contain_text("Press the red button.")
+    expect(shown.get_by_label("Code")).to_have_text("print(6 * 7)")
+    expect(shown.get_by_label("Logs")).to_have_text("42\n")
+    page.wait_for_function("() => document.querySelector('#run-steps img').naturalWidth === 5")
