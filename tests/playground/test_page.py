@@ -97,6 +97,26 @@ def test_health_panel_shows_the_service_and_upstream(page: Any) -> None:
     expect(health).to_contain_text("upstream: ok")
 
 
+def test_the_health_panel_is_refreshed(browser: Any, tmp_path: Any) -> None:
+    from tests.fakes.openai_upstream import run_openai_upstream
+    from tests.support.databases import sqlite_url
+    from tests.support.processes import run_assistants
+
+    with run_openai_upstream([]) as fake:
+        env = {"SOVEREIGN_PLAYGROUND_URL": fake.url}
+        with run_assistants(sqlite_url(tmp_path), tmp_path / "log", env=env) as svc:
+            context = browser.new_context(base_url=svc.base_url)
+            page = context.new_page()
+            page.clock.install()
+            page.goto("/playground")
+            upstream = page.get_by_role("region", name="Health").locator("#health-upstream")
+            expect(upstream).to_contain_text("upstream: ok")
+            fake.stop()
+            page.clock.run_for(10_500)
+            expect(upstream).to_contain_text("upstream: unreachable")
+            context.close()
+
+
 def test_time_to_interactive(page: Any, capsys: Any) -> None:
     samples = []
     for _ in range(5):
