@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.fakes.openai_upstream import run_openai_upstream
 from tests.fakes.process import FakeUpstream
@@ -92,11 +93,17 @@ def shoot(page: Any, name: str) -> Path:
     return path
 
 
-def connect(page: Any, key: str = KEY) -> None:
-    """Open /playground and connect with ``key``, as a person would."""
+def connect(page: Any, key: str = KEY, *, refused: bool = False) -> None:
+    """Open /playground and connect with ``key``, as a person would; wait until the page
+    says it is connected (or, with ``refused``, that the key was refused)."""
     page.goto("/playground")
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Connect").click()
+    status = page.locator("#connect-status")
+    if refused:
+        expect(status).to_contain_text("Refused")
+    else:
+        expect(status).to_have_text("Connected.")
 
 
 def new_thread(page: Any) -> str:

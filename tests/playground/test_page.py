@@ -69,7 +69,7 @@ def test_models_upstream_down_is_a_502(tmp_path: Any) -> None:
 
 
 def test_wrong_key_is_refused_and_the_right_one_kept_for_the_session(page: Any) -> None:
-    connect(page, "wrong-key")
+    connect(page, "wrong-key", refused=True)
     status = page.locator("#connect-status")
     expect(status).to_contain_text("Refused")
     expect(page.get_by_role("combobox", name="Assistant")).to_be_hidden()

@@ -47,14 +47,15 @@ class Playground {
       const assistants = await api.list("/assistants", { order: "asc" });
       this.api = api;
       sessionStorage.setItem(KEY, key);
-      say(status, "Connected.");
       $("workspace").hidden = false;
       $("disconnect").hidden = false;
       await Promise.all([
         this.assistants.load(assistants),
         this.files.load().catch((err) => say($("files-status"), err.message, true)),
       ]);
-      this.chat.restore();
+      await this.chat.restore();
+      // Said once every panel is filled, so nothing done after it is overwritten by a load.
+      say(status, "Connected.");
       document.documentElement.dataset.connected = "true";
       performance.mark("playground-connected");
     } catch (err) {

@@ -63,7 +63,7 @@ export class ChatPanel {
 
   restore() {
     const latest = this.threads()[0];
-    this.openThread(latest ? latest.id : null);
+    return this.openThread(latest ? latest.id : null);
   }
 
   assistantChanged(assistant) {
