@@ -3,6 +3,7 @@
 import { h } from "./dom.js";
 
 const MARKER_NAME = /【[^†】]*†([^】]+)】/;
+const STREAMED_MARKER = /【(\d+)(?::\d+)?†[^】]*】/g;
 
 export class FileNames {
   constructor(app) {
@@ -147,7 +148,8 @@ export class MessageView {
           this.parts.set(part.index, el);
           this.body.append(el);
         }
-        const piece = (part.text && part.text.value) || "";
+        // Citation markers show as [n] at once; the footnotes come with the whole message.
+        const piece = ((part.text && part.text.value) || "").replace(STREAMED_MARKER, "[$1]");
         if (piece) {
           el.append(piece);
           text = true;
