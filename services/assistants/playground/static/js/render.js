@@ -32,7 +32,8 @@ export function fileLink(app, fileId, label) {
     event.preventDefault();
     try {
       link.href = await app.api.fileUrl(fileId);
-      link.download = link.textContent;
+      // A sandbox path (sandbox:/mnt/data/x.csv) saves as its last part.
+      link.download = link.textContent.split("/").pop();
       link.dataset.ready = "true";
       link.click();
     } catch (err) {
