@@ -155,6 +155,10 @@ def test_the_answer_streams_in_pieces(page: Any, service: ServiceProcess) -> Non
     expect(page.get_by_label("Thread", exact=True)).to_have_value(thread_id)
     expect(conversation).to_contain_text("Once upon a time there was a playground.")
     expect(conversation).to_contain_text("Tell me a story")
+    # Disconnecting leaves nothing that was read with the key in the page.
+    page.get_by_role("button", name="Disconnect").click()
+    assert page.locator("#conversation").inner_html() == ""
+    assert page.locator("#run-steps").inner_html() == ""
 
 
 def test_shift_enter_is_a_new_line_and_cancel_stops_the_run(

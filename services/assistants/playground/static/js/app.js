@@ -74,6 +74,8 @@ class Playground {
     $("api-key").value = "";
     $("workspace").hidden = true;
     $("disconnect").hidden = true;
+    // Nothing read with the key stays in the page once it is gone.
+    for (const id of ["conversation", "run-steps", "store-files", "tool-calls"]) $(id).replaceChildren();
     delete document.documentElement.dataset.connected;
     say($("connect-status"), "Disconnected.");
   }

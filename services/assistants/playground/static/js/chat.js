@@ -18,6 +18,7 @@ export class ChatPanel {
     this.views = new Map(); // message id -> MessageView
     this.abort = null; // stops reading the current stream
     this.poller = null;
+    this.firstToken = false; // whether this send's first token is on screen yet
     $("thread").addEventListener("change", () => this.openThread($("thread").value || null));
     $("new-thread").addEventListener("click", () => this.newThread());
     $("composer").addEventListener("submit", (event) => {
