@@ -93,8 +93,8 @@ def test_wrong_key_is_refused_and_the_right_one_kept_for_the_session(page: Any) 
 def test_health_panel_shows_the_service_and_upstream(page: Any) -> None:
     page.goto("/playground")
     health = page.get_by_role("region", name="Health")
-    expect(health).to_contain_text("service: ok")
-    expect(health).to_contain_text("upstream: ok")
+    expect(health).to_contain_text("service: healthy")
+    expect(health).to_contain_text("upstream: healthy")
 
 
 def test_the_health_panel_is_refreshed(browser: Any, tmp_path: Any) -> None:
@@ -110,10 +110,10 @@ def test_the_health_panel_is_refreshed(browser: Any, tmp_path: Any) -> None:
             page.clock.install()
             page.goto("/playground")
             upstream = page.get_by_role("region", name="Health").locator("#health-upstream")
-            expect(upstream).to_contain_text("upstream: ok")
+            expect(upstream).to_contain_text("upstream: healthy")
             fake.stop()
             page.clock.run_for(10_500)
-            expect(upstream).to_contain_text("upstream: unreachable")
+            expect(upstream).to_contain_text("upstream: unhealthy")
             context.close()
 
 

@@ -30,11 +30,13 @@ export class HealthPanel {
     try {
       const response = await fetch("/health", { cache: "no-store" });
       const body = await response.json();
-      const database = body.checks && body.checks.database;
-      service.textContent = `service: ${body.status} (v${body.version}; database ${describe(database)})`;
-      upstream.textContent = `upstream: ${describe(body.checks && body.checks.upstream)}`;
+      const checks = body.checks || {};
+      // The upstream's check keeps the name Aurora TA reads: sovereign_playground.
+      const inference = checks.sovereign_playground || checks.upstream;
+      service.textContent = `service: ${body.status} (v${body.version}; database ${describe(checks.database)})`;
+      upstream.textContent = `upstream: ${describe(inference)}${inference && inference.mode === "mock" ? " (mock)" : ""}`;
       service.dataset.status = body.status;
-      upstream.dataset.status = body.checks && body.checks.upstream ? body.checks.upstream.status : "";
+      upstream.dataset.status = inference ? inference.status : "";
     } catch (err) {
       service.textContent = `service: unreachable (${err.message})`;
       service.dataset.status = "unreachable";
