@@ -78,6 +78,10 @@ def status_table(status: dict[str, Any]) -> Table:
             _uptime(svc.get("uptime")),
             escape(svc.get("last_exit") or ""),
         )
+    assistants = status.get("services", {}).get("assistants") or {}
+    if assistants.get("url"):
+        table.caption = f"playground: {assistants['url'].rstrip('/')}/playground"
+        table.caption_justify = "left"
     return table
 
 

@@ -20,6 +20,7 @@ from .files.storage import LocalFileStorage
 from .health import router as health_router
 from .health import start_storage_watch
 from .ingestion.worker import start_ingestion
+from .playground import router as playground_router
 from .runs.executor import start_executor
 from .vector_stores.index import VectorCache
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (messages, runs, assistants, threads, files, vector_stores):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
+    app.include_router(playground_router)
     # Added last, so outermost: the key and the body limits come before anything else.
     app.add_middleware(RequestGuard, settings=settings, limits=body_limits(settings))
     return app
