@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
 
-from services.sovereign.settings import Settings, ollama_url
+from services.sovereign.settings import DEFAULT_EMBEDDING, Settings, ollama_url
 
 __all__ = ["BackendConfig", "ConfigError", "RoutingConfig", "Timeouts", "load_routing_config"]
 
@@ -97,6 +97,8 @@ def load_routing_config(settings: Settings) -> RoutingConfig:
         raise ConfigError(f"routing config {settings.config_path}: {problems}") from exc
     if not config.backends:
         config.backends = _implicit_backends(settings)
+    if settings.embedding_model and DEFAULT_EMBEDDING not in config.aliases:
+        config.aliases[DEFAULT_EMBEDDING] = settings.embedding_model
     if config.default_backend is None:
         config.default_backend = next(iter(config.backends))
     for backend in config.backends.values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "ollama_url"]
+__all__ = ["DEFAULT_EMBEDDING", "Settings", "ollama_url"]
 
 
 class Settings(BaseSettings):
@@ -21,6 +21,13 @@ class Settings(BaseSettings):
     api_key: str | None = None
     backend_url: str | None = None
     config_path: str | None = Field(None, validation_alias="SOVEREIGN_CONFIG")
+    # The runtime's embedding model, answered under the stable name DEFAULT_EMBEDDING: a
+    # client (the assistants service) asks for that name and is never restarted when the
+    # stack moves to a runtime with another embedder.
+    embedding_model: str | None = None
+
+
+DEFAULT_EMBEDDING = "default-embedding"
 
 
 def ollama_url(ollama_host: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from services.sovereign.backends import build_backend
 from services.sovereign.config import ConfigError, load_routing_config
 from services.sovereign.routing import Router
-from services.sovereign.settings import Settings, ollama_url
+from services.sovereign.settings import DEFAULT_EMBEDDING, Settings, ollama_url
 from tests.fakes.ollama_upstream import run_ollama_upstream
 from tests.fakes.openai_upstream import run_openai_upstream
 from tests.fakes.process import ROOT, stop_process
@@ -256,3 +256,9 @@ def test_settings_read_only_their_own_environment_names(monkeypatch) -> None:
     assert (settings.api_key, settings.port) == ("proxy-key", 9090)
     assert settings.backend_url == "http://127.0.0.1:8081/v1"
     assert settings.ollama_host == "127.0.0.1:11500"
+
+
+def test_the_runtimes_embedder_answers_under_a_stable_name() -> None:
+    router = router_for(Settings(embedding_model="all-minilm-l6-v2"))
+    assert router.resolve(DEFAULT_EMBEDDING).model == "all-minilm-l6-v2"
+    assert DEFAULT_EMBEDDING not in load_routing_config(Settings()).aliases
