@@ -78,8 +78,14 @@ class SQLiteFiles:
     def problem(self, opened: FileIdentity | None) -> str | None:
         """Why the file cannot serve (None when it can); ``opened`` is the file in use."""
         current = self.identity()
+        if current is None and opened is not None:
+            return f"the database file {self.path} was deleted"
         if current is None:
-            return f"the database file {self.path} was deleted" if opened else None
+            # Never created: the service does not create it, the migration does.
+            return (
+                f"the database file {self.path} does not exist; "
+                "run `alembic upgrade head` to create it"
+            )
         if opened is not None and current != opened:
             return f"the database file {self.path} was replaced by another file"
         for path in [self.path, *self.companions, self.path.parent]:
