@@ -12,11 +12,12 @@ from fastapi import Depends, FastAPI
 from . import __version__
 from .api.deps import refresh_schema_state, require_access
 from .api.fastlane import MessagesFastLane
-from .api.routes import assistants, messages, runs, threads
+from .api.routes import assistants, conversations, messages, responses, runs, threads
 from .config import Settings
 from .db import Database
 from .errors import install_error_handlers
 from .health import router as health_router
+from .responses.worker import start_responses
 from .runs.executor import start_executor
 
 log = logging.getLogger("services.assistants")
@@ -24,7 +25,7 @@ log = logging.getLogger("services.assistants")
 # Background workers (the run executor) register here: each gets the app at start-up and
 # returns an async stop function called at shutdown.
 Worker = Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]]
-WORKERS: list[Worker] = [start_executor]
+WORKERS: list[Worker] = [start_executor, start_responses]
 
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(require_access)]
     # Routes are matched in order: messages, the busiest, first; runs before threads, so
     # POST /threads/runs wins over POST /threads/{thread_id}.
-    for module in (messages, runs, assistants, threads):
+    for module in (messages, runs, assistants, threads, responses, conversations):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
     if settings.api_fast_lane:
