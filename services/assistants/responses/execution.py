@@ -78,13 +78,13 @@ class ResponseExecution:
 
     # -- events ---------------------------------------------------------------------------
 
-    def event(self, name: str, **payload: Any) -> Event:
-        data = {"type": name, **payload, "sequence_number": self.sequence}
+    def event(self, kind: str, /, **payload: Any) -> Event:
+        data = {"type": kind, **payload, "sequence_number": self.sequence}
         self.sequence += 1
-        return name, data
+        return kind, data
 
-    def emit(self, name: str, **payload: Any) -> None:
-        self.bus.publish(self.response_id, *self.event(name, **payload))
+    def emit(self, kind: str, /, **payload: Any) -> None:
+        self.bus.publish(self.response_id, *self.event(kind, **payload))
 
     def snapshot(self) -> dict[str, Any]:
         obj = response_object(self.row, store=self.store)

@@ -181,10 +181,11 @@ def response_object(row: ResponseRow, *, store: bool = True) -> dict[str, Any]:
         "top_logprobs": extra.get("top_logprobs") or 0,
         "top_p": 1.0 if row.top_p is None else row.top_p,
         "truncation": row.truncation or "disabled",
-        "usage": row.usage,
         "metadata": row.metadata_ or {},
         "conversation": {"id": row.conversation_id} if row.conversation_id else None,
     }
+    if row.usage is not None:  # absent, not null, until there is some
+        obj["usage"] = row.usage
     for key in ("user", "safety_identifier", "prompt_cache_key"):
         if extra.get(key) is not None:
             obj[key] = extra[key]
