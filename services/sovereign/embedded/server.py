@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from services.sovereign.embedded.grammar import constrain, tool_call_message
 from services.sovereign.embedded.prompt import STOP, render_prompt
 from services.sovereign.embedded.runner import LlamaRunner
 from services.sovereign.errors import error_body
@@ -97,8 +98,10 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
                 "a JSON body with a non-empty 'messages' list is required", "invalid_request_error"
             )
             return JSONResponse(error, 400)
-        prompt = render_prompt(messages)
         params = _params(body, runner.n_ctx)
+        # response_format and tools constrain decoding to a grammar (embedded/grammar.py).
+        constraint, messages = constrain(body, messages, params, runner.n_ctx)
+        prompt = render_prompt(messages)
         model = body.get("model") or MODEL_ID
         # Checked up front so a stream, too, gets a 400 instead of a broken stream.
         prompt_tokens = runner.count_tokens(prompt)
@@ -108,7 +111,8 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
             )
             error = error_body(message, "invalid_request_error", "context_length_exceeded")
             return JSONResponse(error, 400)
-        if body.get("stream"):
+        calls = constraint is not None and constraint.mode != "json"
+        if body.get("stream") and not calls:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             frames = _stream(runner, prompt, prompt_tokens, params, model, include_usage)
             return StreamingResponse(frames, media_type="text/event-stream")
@@ -118,27 +122,31 @@ def create_embedded_app(runner: LlamaRunner) -> FastAPI:
             error = error_body(str(exc), "invalid_request_error", "context_length_exceeded")
             return JSONResponse(error, 400)
         text = result.text.strip()
-        return JSONResponse(
-            {
-                "id": "chatcmpl-" + secrets.token_hex(12),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "logprobs": None,
-                        "finish_reason": result.finish_reason,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": result.prompt_tokens,
-                    "completion_tokens": result.completion_tokens,
-                    "total_tokens": result.prompt_tokens + result.completion_tokens,
-                },
-            }
-        )
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        finish = result.finish_reason
+        if calls and (call := tool_call_message(text, body, "call_" + secrets.token_hex(12))):
+            message, finish = call, "tool_calls"
+        completion = {
+            "id": "chatcmpl-" + secrets.token_hex(12),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            ],
+            "usage": {
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "total_tokens": result.prompt_tokens + result.completion_tokens,
+            },
+        }
+        if body.get("stream"):
+            # A call is known only once it is whole: generated first, then sent as a stream.
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return StreamingResponse(
+                _replay(completion, include_usage), media_type="text/event-stream"
+            )
+        return JSONResponse(completion)
 
     return app
 
@@ -192,4 +200,20 @@ async def _stream(
             "total_tokens": prompt_tokens + completion_tokens,
         }
         yield _sse({**head, "choices": [], "usage": usage})
+    yield b"data: [DONE]\n\n"
+
+
+async def _replay(completion: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
+    """A finished completion as the chunks of a stream."""
+    head = {k: completion[k] for k in ("id", "created", "model")}
+    head["object"] = "chat.completion.chunk"
+    choice = completion["choices"][0]
+    message = choice["message"]
+    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(message["tool_calls"])]
+    for d, finish in ((delta, None), ({}, choice["finish_reason"])):
+        yield _sse({**head, "choices": [{"index": 0, "delta": d, "finish_reason": finish}]})
+    if include_usage:
+        yield _sse({**head, "choices": [], "usage": completion["usage"]})
     yield b"data: [DONE]\n\n"
