@@ -17,8 +17,8 @@ from typing import Any
 
 __all__ = ["Constraint", "call_of", "constraint_for", "tool_prompt"]
 
-MAX_ITEMS = 6
-MAX_STRING = 64
+MAX_ITEMS = 3
+MAX_STRING = 24
 _CHAR_RULE = 'char ::= [^"\\\\] |'
 _STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x00-\\x1F\\x7F] |'
 # A plain answer in "auto" mode: anything that does not open a JSON object.
@@ -34,15 +34,27 @@ class Constraint:
     mode: str
 
 
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
+_SCHEMAS = ("items", "additionalProperties", "not", "contains")
+
+
 def _bounded(schema: Any) -> Any:
     """``schema`` with upper bounds on arrays and free strings, within its own bounds."""
-    if isinstance(schema, list):
-        return [_bounded(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _bounded(v) for k, v in schema.items()}
+    out = dict(schema)
+    for key in _SCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: _bounded(sub) for name, sub in out[key].items()}
+    for key in _SCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [_bounded(sub) for sub in out[key]]
+    for key in _SCHEMAS:
+        if isinstance(out.get(key), dict):
+            out[key] = _bounded(out[key])
     kind = out.get("type")
-    if kind == "array" or "items" in out:
+    if kind == "array":
         floor = int(out.get("minItems") or 0)
         out["maxItems"] = max(floor, min(int(out.get("maxItems", MAX_ITEMS)), MAX_ITEMS))
     if kind == "string" and not ({"enum", "const", "pattern", "format"} & out.keys()):
