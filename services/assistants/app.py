@@ -12,10 +12,11 @@ from fastapi import Depends, FastAPI
 from . import __version__
 from .api.deps import refresh_schema_state, require_access
 from .api.fastlane import MessagesFastLane
-from .api.routes import assistants, conversations, messages, responses, runs, threads
+from .api.routes import assistants, conversations, files, messages, responses, runs, threads
 from .config import Settings
 from .db import Database
 from .errors import install_error_handlers
+from .files.storage import LocalFileStorage
 from .health import router as health_router
 from .responses.worker import start_responses
 from .runs.executor import start_executor
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.file_storage = LocalFileStorage(settings.files_path())
     app.state.schema_ready = False
     app.state.schema_problem = "the database has not been checked yet"
     app.state.schema_checked_at = float("-inf")
@@ -74,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(require_access)]
     # Routes are matched in order: messages, the busiest, first; runs before threads, so
     # POST /threads/runs wins over POST /threads/{thread_id}.
-    for module in (messages, runs, assistants, threads, responses, conversations):
+    for module in (messages, runs, assistants, threads, files, responses, conversations):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
     if settings.api_fast_lane:

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # The context window Responses fit their input into (estimated tokens): over it, a
     # response with truncation "auto" drops its oldest items, one with "disabled" is a 400.
     responses_context_tokens: int = Field(default=32768, ge=256)
+    # Uploaded files' bytes; empty means ``files`` beside a SQLite database, else data/files.
+    files_dir: str = ""
+    # The largest upload POST /v1/files takes, enforced while the body is read.
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
 
     @field_validator("log_level")
     @classmethod
@@ -57,6 +61,16 @@ class Settings(BaseSettings):
     def database(self) -> URL:
         """DATABASE_URL as a SQLAlchemy URL, relative SQLite paths resolved against the project."""
         return resolve_database_url(self.database_url)
+
+    def files_path(self) -> Path:
+        """FILES_DIR resolved against the project root; by default beside the database."""
+        if self.files_dir:
+            path = Path(self.files_dir)
+            return path if path.is_absolute() else PROJECT_ROOT / path
+        url = self.database()
+        if url.get_backend_name() == "sqlite":
+            return Path(url.database or "").parent / "files"
+        return PROJECT_ROOT / "data" / "files"
 
     @property
     def inference_base_url(self) -> str:

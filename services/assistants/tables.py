@@ -135,3 +135,17 @@ class RunStep(Keyed, Base):
     failed_at: Mapped[int | None] = mapped_column(BigInteger)
     completed_at: Mapped[int | None] = mapped_column(BigInteger)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class File(Keyed, Base):
+    """An uploaded file's row; its bytes live in the file store under ``id``, never under
+    the name the client gave."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_purpose_seq", "purpose", "seq"),)
+
+    filename: Mapped[str] = mapped_column(String(512))
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="processed")
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)

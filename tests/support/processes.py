@@ -139,6 +139,8 @@ def start_assistants(
         "API_KEY": "test-key",
         "SOVEREIGN_PLAYGROUND_URL": "http://127.0.0.1:9",
         "LOG_LEVEL": "INFO",
+        # Uploaded files beside the log, never in the project's data/ (PostgreSQL's default).
+        "FILES_DIR": str(log_path.parent / "files"),
         **(env or {}),
     }
     log_file = log_path.open("ab")
