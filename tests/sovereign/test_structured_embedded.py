@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from tests.fakes.sovereign import run_embedded, run_sovereign
 
 pytestmark = [
-    pytest.mark.timeout(900),
+    pytest.mark.timeout(1800),
     pytest.mark.skipif(
         importlib.util.find_spec("llama_cpp") is None,
         reason="llama_cpp is not importable: install the extra with pip install -e '.[embedded]'",
@@ -109,7 +109,7 @@ def sdk() -> Iterator[openai.OpenAI]:
         run_embedded() as runtime,
         run_sovereign(env={"SOVEREIGN_BACKEND_URL": runtime.base_url}) as sv,
     ):
-        yield openai.OpenAI(base_url=sv.base_url, api_key="x", max_retries=0, timeout=300)
+        yield openai.OpenAI(base_url=sv.base_url, api_key="x", max_retries=0, timeout=900)
 
 
 def _model(sdk: openai.OpenAI) -> str:
