@@ -24,9 +24,11 @@ from ...responses.objects import (
 )
 from ...responses.prompt import build_body, fit_history, input_token_count
 from ...responses.schemas import InputTokensBody, ResponseCreate
+from ...responses.shapes import InputTokensObject, ItemList, ResponseObject
 from ...responses.stream import response_sse
 from ...responses.tables import ResponseRow
 from ...responses.worker import ResponsesWorker
+from ...schemas.common import Deleted
 from ..deps import DatabaseDep, PageDep, SettingsDep
 from ..json_route import JSONRoute
 from ..responses import json_response
@@ -120,7 +122,7 @@ def _new_row(body: ResponseCreate) -> ResponseRow:
     )
 
 
-@router.post("")
+@router.post("", response_model=ResponseObject)
 async def create_response(
     body: ResponseCreate, request: Request, db: DatabaseDep, settings: SettingsDep
 ) -> Any:
@@ -181,7 +183,7 @@ def _take(row: ResponseRow, worker: str, lease: float, *, streamed: bool) -> Non
     row.attempts = 1
 
 
-@router.post("/input_tokens")
+@router.post("/input_tokens", response_model=InputTokensObject)
 async def count_input_tokens(body: InputTokensBody, db: DatabaseDep, settings: SettingsDep) -> Any:
     _check(body)
     tools = normalise_tools(body.tools)
@@ -197,7 +199,7 @@ async def count_input_tokens(body: InputTokensBody, db: DatabaseDep, settings: S
     return {"object": "response.input_tokens", "input_tokens": input_token_count(messages, tools)}
 
 
-@router.get("/{response_id}")
+@router.get("/{response_id}", response_model=ResponseObject)
 async def retrieve_response(
     response_id: str,
     db: DatabaseDep,
@@ -214,7 +216,7 @@ async def retrieve_response(
     return json_response(response_object(row))
 
 
-@router.delete("/{response_id}")
+@router.delete("/{response_id}", response_model=Deleted)
 async def delete_response(response_id: str, request: Request, db: DatabaseDep) -> Any:
     async with db.write() as session:
         await store.delete_response(session, response_id)
@@ -222,7 +224,7 @@ async def delete_response(response_id: str, request: Request, db: DatabaseDep) -
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
-@router.post("/{response_id}/cancel")
+@router.post("/{response_id}/cancel", response_model=ResponseObject)
 async def cancel_response(response_id: str, request: Request, db: DatabaseDep) -> Any:
     async with db.write() as session:
         row, active = await store.cancel_response(session, response_id)
@@ -232,7 +234,7 @@ async def cancel_response(response_id: str, request: Request, db: DatabaseDep) -
     return json_response(response_object(row))
 
 
-@router.get("/{response_id}/input_items")
+@router.get("/{response_id}/input_items", response_model=ItemList)
 async def list_input_items(
     response_id: str,
     db: DatabaseDep,
