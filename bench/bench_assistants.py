@@ -5,9 +5,9 @@
 Prints, for message create and list-page requests at the given concurrency, the service's
 requests per second and p50/p99 latency beside a bare FastAPI app's (the ceiling), and
 list-page latency on a thread of 100,000 messages against one of 100. Both servers are
-``uvicorn.run`` with the same settings, each in its own process, on SQLite. The service
-answers these two routes in its fast lane (``api/fastlane.py``); the same service with
-``API_FAST_LANE=false``, every request through its FastAPI routes, is measured beside it.
+``uvicorn.run`` with the same settings, each in its own process, on SQLite. A
+micro-benchmark of two routes: the headline one, a workload shaped like real use, is
+``bench_mixed.py``.
 """
 
 from __future__ import annotations
@@ -307,10 +307,6 @@ def main() -> None:
         threads = seed(database_url)
         print(f"seeded {BIG_THREAD + SMALL_THREAD} messages in {time.perf_counter() - t0:.1f}s")
         service = start_assistants(database_url, Path(tmp) / "service.log")
-        # The same service with every request through the FastAPI routes, for comparison.
-        routed = start_assistants(
-            database_url, Path(tmp) / "routed.log", env={"API_FAST_LANE": "false"}
-        )
         bare_port = free_port()
         bare = subprocess.Popen(
             [sys.executable, __file__, "--serve-bare", str(bare_port)],
@@ -323,13 +319,11 @@ def main() -> None:
             servers = {
                 "service": (psutil.Process(service.proc.pid), service.port),
                 "bare": (psutil.Process(bare.pid), bare_port),
-                "routed": (psutil.Process(routed.proc.pid), routed.port),
             }
             report(args, servers, threads)
         finally:
             bare.terminate()
             bare.wait(15)
-            routed.stop()
             service.stop()
 
 
@@ -341,7 +335,6 @@ def report(
     c, seconds = args.concurrency, args.seconds
     service, port = servers["service"]
     bare, bare_port = servers["bare"]
-    routed, routed_port = servers["routed"]
     cursor = middle_cursor(port, threads["big"])
     messages = "/v1/threads/{}/messages?limit=20"
     small, big = threads["small"], threads["big"]
@@ -350,8 +343,6 @@ def report(
         "service create": (service, port, creating(threads["writes"])),
         "bare list": (bare, bare_port, listing({"list": messages.format("t")})),
         "service list": (service, port, listing({"list": messages.format(small)})),
-        "routed create": (routed, routed_port, creating(threads["writes"])),
-        "routed list": (routed, routed_port, listing({"list": messages.format(small)})),
         # One mixed load: pages of the 100- and the 100,000-message threads side by side.
         "service pages": (
             service,
@@ -384,9 +375,6 @@ def report(
     )
     for label in ("bare create", "service create", "bare list", "service list"):
         print(line(label, results[label]))
-    print("  the service with API_FAST_LANE=false (every request through the FastAPI routes):")
-    for label in ("routed create", "routed list"):
-        print(line("  " + label, results[label]))
     print("  list pages, one mixed load (same conditions for each):")
     for label, result in results.items():
         if "messages" in label:
@@ -399,8 +387,7 @@ def report(
         print(
             f"  {kind:<6} rps / ceiling      {ours.rps / ceiling.rps:6.1%}   "
             f"(by server CPU per request: {ceiling.cpu_ms / ours.cpu_ms:6.1%}; "
-            f"target >= {TARGETS['ratio']:.0%}; "
-            f"through the routes {results[f'routed {kind}'].rps / ceiling.rps:6.1%})"
+            f"target >= {TARGETS['ratio']:.0%})"
         )
     worst_p99 = max(results["service create"].p99_ms, results["service list"].p99_ms)
     print(

@@ -1,5 +1,6 @@
 """The stack supervisor's own cost (`stack up` wall time minus the services' own time to
-healthy) for 3 and 30 trivial services, and the supervisor's resident memory."""
+healthy) for 3 and 30 trivial services, and the supervisor's resident memory beside honcho's
+for the same three processes."""
 
 # .venv/bin/python bench/bench_stack.py [--runs 3] [--sizes 3,30]
 #
@@ -8,11 +9,13 @@ healthy) for 3 and 30 trivial services, and the supervisor's resident memory."""
 # started directly, in parallel, until every port accepts (so CPU contention among the
 # services themselves is not charged to the stack). The supervisor's own per-service figure
 # (spawn to first passing probe) is shown too. Targets: under 300 ms overhead for 3 services,
-# linear or better growth, under 60 MB resident.
+# linear or better growth; the supervisor and its orphan watchdog together under 40 MB
+# resident (honcho, which runs one helper process per service, is the baseline).
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -109,7 +112,7 @@ def one_run(n: int) -> dict[str, float]:
         status = json.loads(stack("status", "--json", path=path).stdout)
         sup_own = max(s["ready_after"] for s in status["services"].values())
         sup = psutil.Process(status["supervisor_pid"])
-        mem = sup.memory_full_info()
+        rss, uss = footprint(sup)
         times = sup.cpu_times()  # the detached supervisor is not a waited-for child
         sup_cpu = times.user + times.system
         stack("down", path=path)
@@ -119,9 +122,53 @@ def one_run(n: int) -> dict[str, float]:
         "sup_own": sup_own,
         "overhead": wall - own,
         "cpu": cli_cpu + sup_cpu,
-        "rss": mem.rss,
-        "uss": mem.uss,
+        "rss": rss,
+        "uss": uss,
     }
+
+
+def footprint(root: psutil.Process) -> tuple[int, int]:
+    """RSS and USS of a process manager and its own helpers, without the services it runs."""
+    tree = [root, *root.children(recursive=True)]
+    own = [p for p in tree if "trivial.py" not in " ".join(p.cmdline())]
+    mems = [p.memory_full_info() for p in own]
+    return sum(m.rss for m in mems), sum(m.uss for m in mems)
+
+
+def honcho(n: int) -> tuple[int, int, int]:
+    """honcho running the same N trivial services: (RSS, USS, processes) once all accept."""
+    with tempfile.TemporaryDirectory(prefix="bench-honcho-") as tmp:
+        script = Path(tmp) / "trivial.py"
+        script.write_text(SERVICE)
+        ports = free_ports(n)
+        procfile = Path(tmp) / "Procfile"
+        procfile.write_text(
+            "".join(f"s{i}: {sys.executable} -S {script} {p}\n" for i, p in enumerate(ports))
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "start", "-f", str(procfile)],
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            pending = set(ports)
+            while pending:
+                for port in list(pending):
+                    with contextlib.suppress(OSError):
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        pending.discard(port)
+                time.sleep(0.01)
+            time.sleep(0.5)  # settled, as the stack is when `stack up` returns
+            root = psutil.Process(proc.pid)
+            rss, uss = footprint(root)
+            count = 1 + sum(
+                "trivial.py" not in " ".join(p.cmdline()) for p in root.children(recursive=True)
+            )
+            return rss, uss, count
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def main() -> None:
@@ -161,8 +208,23 @@ def main() -> None:
         growth = (results[b]["overhead"] - results[a]["overhead"]) / (b - a)
         print(f"marginal overhead per added service: {growth * 1000:.1f} ms")
     print("CPU: user+system time of `stack up` and the supervisor (less sensitive to load);")
-    print("RSS: the supervisor's resident set (it is forked from `stack up`, so much is shared);")
-    print("USS: the memory only the supervisor holds.")
+    print("RSS: resident set of the supervisor and its orphan watchdog, summed;")
+    print("USS: the memory only they hold.")
+    rss, uss, count = honcho(3)
+    ours = results.get(3)
+    print()
+    print("process manager footprint for the same 3 services (services themselves excluded)")
+    if ours:
+        print(
+            f"  stack supervisor + watchdog: {ours['rss'] / 2**20:6.1f} MB RSS "
+            f"{ours['uss'] / 2**20:6.1f} MB USS  (2 processes; target < 40 MB RSS)"
+        )
+    print(
+        f"  honcho start:                {rss / 2**20:6.1f} MB RSS {uss / 2**20:6.1f} MB USS"
+        f"  ({count} processes)"
+    )
+    if ours:
+        print(f"  ratio stack/honcho (RSS):    {ours['rss'] / rss:.2f}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ def _run(fn: Callable[..., int], *args: Any) -> None:
         sys.stderr.flush()
         os._exit(code)
     except ConfigError as exc:
+        if len(exc.problems) == 1 and not exc.problems[0][0]:
+            typer.echo(f"stack: {exc.problems[0][1]}; nothing started", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"{len(exc.problems)} problem(s) in the stack file, nothing started:", err=True)
         for path, msg in exc.problems:
             typer.echo(f"  {path}: {msg}" if path else f"  {msg}", err=True)
@@ -98,11 +101,18 @@ def logs(
 
 
 @app.command()
-def restart(service: Annotated[str, typer.Argument()], file: FileOpt = DEFAULT) -> None:
-    """Restart one service and wait until it is healthy again."""
+def restart(
+    service: Annotated[str, typer.Argument()],
+    file: FileOpt = DEFAULT,
+    no_deps: Annotated[
+        bool, typer.Option("--no-deps", help="Leave the services that depend on it alone.")
+    ] = False,
+) -> None:
+    """Restart one service (the preferred variant first) and what must follow it; wait until
+    all are healthy again."""
     from stack import commands
 
-    _run(commands.restart, file, service)
+    _run(commands.restart, file, service, not no_deps)
 
 
 @app.command()

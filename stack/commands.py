@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,9 @@ from stack import procs
 from stack.errors import StackError
 from stack.logs import follow, merged_tail
 from stack.render import UpRenderer, line_printer, port_text, status_table
-from stack.state import StackPaths, live_status, read_state, write_state
+from stack.state import READY, StackPaths, live_status, read_state, write_state
+
+SETTLED = READY | {"failed", "skipped", "exited"}
 
 # `up` and `config` import the config schema, the planner and the runner when they need
 # them: `stack status` and friends should not pay for pydantic and asyncio at start-up.
@@ -32,24 +33,26 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 # -- up ----------------------------------------------------------------------------------------
 def up(file: Path, foreground: bool = False) -> int:
     from stack.config import load
-    from stack.daemon import PipeEmit, supervise
+    from stack.daemon import send, start_detached, supervise
 
-    cfg = load(file)
-    paths = StackPaths.for_stack(cfg.path)
-    paths.ensure()
     render = UpRenderer(console, live=foreground)
     if foreground:
+        cfg = load(file)
+        paths = StackPaths.for_stack(cfg.path)
+        paths.ensure()
         code = supervise(cfg, paths, render, line_printer())
         return _conclude(render, paths, code)
-    pid, fd = procs.daemonize(str(paths.supervisor_log))
-    if pid == 0:  # the detached supervisor
-        code = 1
-        try:
-            code = supervise(cfg, paths, PipeEmit(fd))
-        except BaseException:
-            traceback.print_exc()  # into .stack/supervisor.log
-        finally:
-            os._exit(code)
+    # the supervisor starts (a fresh, lean process) while the stack file is checked here
+    proc, fd = start_detached()
+    try:
+        cfg = load(file)
+        paths = StackPaths.for_stack(cfg.path)
+        paths.ensure()
+    except BaseException:
+        os.close(fd)
+        send(proc, None)
+        raise
+    send(proc, cfg)
     try:
         with os.fdopen(fd, "rb") as reports:
             for raw in reports:
@@ -59,12 +62,11 @@ def up(file: Path, foreground: bool = False) -> int:
     except KeyboardInterrupt:
         # Ctrl-C while waiting: stop what this `up` started rather than leave it half up
         console.print("interrupted: stopping the stack")
-        procs.terminate(pid)
-        os.waitpid(pid, 0)
+        proc.terminate()
+        proc.wait()
         return 130
-    with contextlib.suppress(ChildProcessError):
-        if render.result is None or render.result["t"] != "ready":
-            os.waitpid(pid, 0)  # it has finished (or is about to): do not leave a zombie
+    if render.result is None or render.result["t"] != "ready":
+        proc.wait()  # it has finished (or is about to): do not leave a zombie
     return _conclude(render, paths, None)
 
 
@@ -84,13 +86,42 @@ def _conclude(render: UpRenderer, paths: StackPaths, code: int | None) -> int:
             return code
         raise StackError("stopped before every service was up (stack down?)")
     if res["t"] == "running":
-        status = res.get("status") or {}
-        console.print(f"stack already running (supervisor pid {status.get('supervisor_pid')})")
-        console.print(status_table(status))
-        return 0
+        return _wait_for_running(paths)
     if code is None:
         console.print(status_table(live_status(paths) or res["status"]))
     return code or 0
+
+
+def _wait_for_running(paths: StackPaths, timeout: float = 900.0) -> int:
+    """Another `stack up` holds the lock: wait until every service is up (or it failed)."""
+    said = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = live_status(paths) or {}
+        alive = status.get("supervisor_alive")
+        if alive and not said:
+            pid = status.get("supervisor_pid")
+            console.print(f"stack already running (supervisor pid {pid})")
+            said = True
+        states = [s.get("state") for s in status.get("services", {}).values()]
+        if alive and status.get("phase") == "up":
+            if all(s in READY for s in states):
+                console.print(status_table(status))
+                return 0
+            if "failed" in states:
+                console.print(status_table(status))
+                raise StackError("the stack is running, but not every service is up")
+        lock = procs.try_lock(paths.lock)
+        if lock is not None:  # the other `up` has finished without the stack running
+            procs.unlock(lock)
+            status = live_status(paths) or {}
+            if not status.get("supervisor_alive"):
+                raise StackError(
+                    f"the other `stack up` ended with the stack {status.get('phase', 'down')};"
+                    " see `stack status`"
+                )
+        time.sleep(0.1)
+    raise StackError(f"the stack was not up within {timeout:g}s; see `stack status`")
 
 
 # -- down, restart, status ---------------------------------------------------------------------
@@ -136,27 +167,35 @@ def _sweep(paths: StackPaths) -> None:
     write_state(paths.state, data)  # the truth now: nothing of this stack runs
 
 
-def restart(file: Path, service: str, timeout: float = 120.0) -> int:
+def restart(file: Path, service: str, deps: bool = True, timeout: float = 600.0) -> int:
     paths, status = _running(file)
     if status is None:
         raise StackError("no stack running")
     if service not in status["services"]:
         raise StackError(f"unknown service {service!r} (have: {', '.join(status['services'])})")
-    current = status["services"][service]
-    if current.get("state") in ("adopted", "external"):
-        raise StackError(f"{service} is {current['state']}: the stack does not run it")
-    before = current.get("started_at")
-    reply = procs.control_request(paths.control, {"cmd": "restart", "service": service})
+    asked = time.time()
+    request = {"cmd": "restart", "service": service, "deps": deps}
+    reply = procs.control_request(paths.control, request)
     if not reply.get("ok"):
         raise StackError(reply.get("error", "restart refused"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        svc = (live_status(paths) or {}).get("services", {}).get(service, {})
-        if svc.get("state") in ("healthy", "running") and svc.get("started_at") != before:
-            console.print(f"{service} restarted (pid {svc.get('pid')})")
-            return 0
+        now = live_status(paths) or {}
+        svcs = now.get("services", {})
+        svc = svcs.get(service, {})
         if svc.get("state") == "failed":
             raise StackError(f"{service} failed: {svc.get('reason')}")
+        if not now.get("supervisor_alive"):
+            raise StackError(f"the supervisor stopped; see {paths.supervisor_log}")
+        back = (svc.get("ready_at") or 0) > asked and svc.get("state") in READY
+        # and what follows it is back too (a service failed for its own reasons does not count)
+        if back and all(s.get("state") in SETTLED for s in svcs.values()):
+            how = f"pid {svc['pid']}" if svc.get("pid") else svc.get("state")
+            variant = f" as {svc['variant']}" if svc.get("variant") else ""
+            console.print(f"{service} restarted{variant} ({how})")
+            for note in now.get("notes", [])[len(status.get("notes", [])) :]:
+                console.print(f"• {note}")
+            return 0
         time.sleep(0.1)
     raise StackError(f"{service} not back within {timeout:g}s")
 
@@ -204,6 +243,7 @@ def config(file: Path) -> int:
     from stack.interpolate import InterpolationError
     from stack.plan import ExternalDown, make_plan
     from stack.ports import PortsExhausted
+    from stack.spec import to_plain
 
     cfg = load(file)
     try:
@@ -218,7 +258,11 @@ def config(file: Path) -> int:
             info = {"port": p.port, "asked_port": p.asked, "adopted": p.adopted, "moved": p.moved}
             print(f"# {name}: {port_text(info)}")
     out = {
-        n: s.model_dump(exclude_defaults=True, exclude={"name", "when", "note"})
+        n: {
+            k: v
+            for k, v in to_plain(s, drop_defaults=True).items()
+            if k not in ("name", "when", "note")
+        }
         for n, s in plan.services.items()
     }
     print(yaml.safe_dump({"services": out}, sort_keys=False, allow_unicode=True), end="")

@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from stack import spec as plain
 from stack.errors import ConfigError
 from stack.interpolate import InterpolationError, find_references, interpolate_env, walk_strings
+from stack.spec import StackConfig, dependency_order
 
 __all__ = ["ConfigError", "Probe", "Service", "StackConfig", "Task", "dependency_order", "load"]
 
@@ -176,6 +178,7 @@ class Service(Strict):
     pre_start: list[Task] = []
     post_healthy: list[Task] = []
     vars: dict[str, Str] = {}
+    hint: str | None = None  # what to do when it fails to start, said in the report
     # only inside `variants:`
     name: str | None = None
     when: When | None = None
@@ -193,45 +196,10 @@ class ServiceEntry(Service):
     variants: list[dict[str, Any]] = []
 
 
-class StackConfig(Strict):
-    path: Path
-    env: dict[str, str] = {}  # the process env merged with .env, used for children
-    services: dict[str, Service]
-    variants: dict[str, list[Service]] = {}  # alternatives chosen at `up` (first that fits)
-
-    @property
-    def dir(self) -> Path:
-        return self.path.parent
-
-
 if _plugins_setting is None:
     del os.environ[_PLUGINS_VAR]
 else:
     os.environ[_PLUGINS_VAR] = _plugins_setting
-
-
-def dependency_order(deps: dict[str, list[str]]) -> tuple[list[str], list[list[str]]]:
-    """Topological order (dependencies first, declaration order kept) and the cycles found."""
-    order: list[str] = []
-    mark: dict[str, int] = {}  # 1 visiting, 2 done
-    cycles: list[list[str]] = []
-
-    def visit(name: str, stack: list[str]) -> None:
-        if mark.get(name) == 2:
-            return
-        if mark.get(name) == 1:
-            cycles.append([*stack[stack.index(name) :], name])
-            return
-        mark[name] = 1
-        for dep in deps.get(name, []):
-            if dep in deps:
-                visit(dep, [*stack, name])
-        mark[name] = 2
-        order.append(name)
-
-    for name in deps:
-        visit(name, [])
-    return order, cycles
 
 
 def _fmt(loc: tuple[Any, ...]) -> str:
@@ -359,6 +327,9 @@ def load(path: str | Path, environ: dict[str, str] | None = None) -> StackConfig
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ConfigError([("", f"cannot read {path}: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        why = f"{path.name} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        raise ConfigError([("", why)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([("", f"{path.name} is not valid YAML: {exc}")]) from None
     if not isinstance(raw, dict):
@@ -403,4 +374,12 @@ def load(path: str | Path, environ: dict[str, str] | None = None) -> StackConfig
     problems += _check_semantics(services, variants, _raw_deps(raw_services))
     if problems:
         raise ConfigError(problems)
-    return StackConfig(path=path, env=env, services=services, variants=variants)
+    # checked: from here on the stack runs on plain dataclasses (see stack.spec)
+    return StackConfig(
+        path=path,
+        env=env,
+        services={n: plain.Service.from_dict(s.model_dump()) for n, s in services.items()},
+        variants={
+            n: [plain.Service.from_dict(v.model_dump()) for v in vs] for n, vs in variants.items()
+        },
+    )

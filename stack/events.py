@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "Event",
     "Exited",
+    "PortTaken",
     "ProbeDone",
+    "Replanned",
     "RestartRequested",
     "SpawnFailed",
     "Spawned",
@@ -74,8 +76,42 @@ class StopRequested:
 @dataclass(frozen=True)
 class RestartRequested:
     name: str
+    deps: bool = True  # also restart the services that must follow (new URL, new variant)
+
+
+@dataclass(frozen=True)
+class PortTaken:
+    """A service that binds its own port found it taken when it was to start again."""
+
+    name: str
+    gen: int
+
+
+@dataclass(frozen=True)
+class Replanned:
+    """What a service runs as now (after a failover, a restart or a move). `specs` holds its
+    new resolved spec and those of the services that must restart with it (`changed`);
+    None: nothing else fits, or nothing changes (`same`)."""
+
+    name: str
+    gen: int
+    mode: Literal["failover", "restart", "port"]
+    specs: dict[str, Any] | None = None
+    changed: tuple[str, ...] = ()
+    adopted: bool = False
+    same: bool = False
+    note: str = ""
 
 
 Event = (
-    Spawned | SpawnFailed | Exited | ProbeDone | TaskDone | Tick | StopRequested | RestartRequested
+    Spawned
+    | SpawnFailed
+    | Exited
+    | ProbeDone
+    | TaskDone
+    | Tick
+    | StopRequested
+    | RestartRequested
+    | PortTaken
+    | Replanned
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from stack import procs
-from stack.config import Probe
+from stack.spec import Probe
 
 __all__ = ["ProbeTarget", "check"]
 

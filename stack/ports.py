@@ -3,12 +3,22 @@ move to the next free one. Sockets for services that take an fd are bound here a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["PortPlan", "PortsExhausted", "bind_listener", "port_is_free", "resolve_ports"]
+__all__ = [
+    "PortPlan",
+    "PortsExhausted",
+    "bind_listener",
+    "describe_holder",
+    "port_holder",
+    "port_is_free",
+    "resolve_ports",
+]
 
 SEARCH_SPAN = 100  # how far past the asked port we look before giving up
 
@@ -23,6 +33,7 @@ class PortPlan:
     port: int
     adopted: bool = False
     sock: socket.socket | None = field(default=None, repr=False)
+    holder: dict[str, Any] | None = None  # who had the asked port: pid, cmdline, what
 
     @property
     def moved(self) -> bool:
@@ -68,6 +79,7 @@ async def resolve_ports(
     requests: list[PortRequest],
     answers: Callable[[str, int], Awaitable[bool]],
     bind: Callable[[str, int], socket.socket | None] = bind_listener,
+    avoid: set[int] | None = None,
 ) -> dict[str, PortPlan]:
     """Decide each service's port in order; no two services of the stack get the same one.
 
@@ -75,13 +87,15 @@ async def resolve_ports(
     started for it); otherwise the first port from the asked one on that can be bound is used.
     """
     plans: dict[str, PortPlan] = {}
-    taken: set[int] = set()
+    taken: set[int] = set(avoid or ())  # ports other services of the stack already have
     try:
         for req in requests:
             sock = bind(req.host, req.port) if req.port not in taken else None
             adoptable = sock is None and req.port not in taken and req.adopt
+            held = sock is None and req.port not in taken  # by someone outside the stack
+            holder = port_holder(req.host, req.port) if held else None
             if adoptable and await answers(req.name, req.port):
-                plans[req.name] = PortPlan(req.port, req.port, adopted=True)
+                plans[req.name] = PortPlan(req.port, req.port, adopted=True, holder=holder)
                 taken.add(req.port)
                 continue
             port = req.port
@@ -98,7 +112,7 @@ async def resolve_ports(
                 # race that `socket: inherit` avoids
                 sock.close()
                 sock = None
-            plans[req.name] = PortPlan(req.port, port, sock=sock)
+            plans[req.name] = PortPlan(req.port, port, sock=sock, holder=holder)
             taken.add(port)
     except BaseException:
         for plan in plans.values():
@@ -106,3 +120,40 @@ async def resolve_ports(
                 plan.sock.close()
         raise
     return plans
+
+
+def port_holder(host: str, port: int) -> dict[str, Any] | None:
+    """The process listening on host:port: {pid, cmdline, what}; pid None when it is not ours
+    to see (another user's process)."""
+    import psutil
+
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return None
+    listening = [
+        c for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    ]
+    exact = [c for c in listening if c.laddr.ip in (host, "0.0.0.0", "::", "")]
+    found = (exact or listening or [None])[0]
+    if found is None:
+        return None
+    cmdline: list[str] = []
+    if found.pid is not None:
+        with contextlib.suppress(psutil.Error):
+            cmdline = psutil.Process(found.pid).cmdline()
+    text = " ".join(cmdline)
+    what = "an Ollama already running" if "ollama" in text.lower() else None
+    return {"pid": found.pid, "cmdline": text or None, "what": what}
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    """`pid 123 (ollama serve), an Ollama already running` or `another user's process`."""
+    if not holder:
+        return "an unknown process"
+    if holder.get("pid") is None:
+        return "a process this user cannot see (another user's)"
+    cmd = holder.get("cmdline") or "?"
+    cmd = cmd if len(cmd) <= 100 else cmd[:97] + "..."
+    text = f"pid {holder['pid']} ({cmd})"
+    return f"{text}, {holder['what']}" if holder.get("what") else text

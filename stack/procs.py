@@ -4,10 +4,10 @@ lock, the control socket, daemonizing. A Windows port is a change in this module
 # How children never outlive the stack, even after `kill -9` of the supervisor:
 #   1. each service runs in its own session/process group, so a signal reaches its children;
 #   2. the direct child gets PR_SET_PDEATHSIG(SIGKILL) (Linux), so it dies with the supervisor;
-#   3. a small watchdog process, forked before anything starts, holds the read end of a pipe on
-#      which the supervisor announces each process group; when the pipe closes without a
-#      goodbye (the supervisor died), it sends TERM then KILL to every group still announced,
-#      which reaches the grandchildren that (2) does not.
+#   3. a tiny watchdog (a POSIX shell script, ~2 MB where a Python one would be ~30) reads a
+#      pipe on which the supervisor announces each process group; when the pipe closes without
+#      a goodbye (the supervisor died), it sends TERM then KILL to every group still
+#      announced, which reaches the grandchildren that (2) does not.
 # On Windows the same would be a job object with KILL_ON_JOB_CLOSE, CTRL_BREAK_EVENT for the
 # stop signal, a named pipe for the control channel and spawn instead of fork.
 
@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Watchdog",
-    "daemonize",
     "group_alive",
+    "own_module",
     "pid_alive",
     "signal_group",
     "spawn",
@@ -112,6 +111,14 @@ async def output_lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
         if not raw:
             return
         yield raw.decode(errors="replace").rstrip("\n")
+
+
+def own_module(module: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """argv and environment to run one of the stack's modules in a fresh interpreter: this
+    very package, not whatever `stack` directory the working directory holds (-P)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return [sys.executable, "-P", "-m", module], {**env, "PYTHONPATH": path}
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -201,16 +208,49 @@ def unlock(fd: int) -> None:
         os.close(fd)
 
 
+# The watchdog's script. Lines on stdin: +PGID, -PGID, bye. On EOF without bye: TERM to
+# every group left, up to GRACE seconds for them to go, then KILL.
+_WATCHDOG = r"""
+trap '' INT TERM HUP
+groups=" "
+while IFS= read -r line; do
+  case "$line" in
+    bye) exit 0 ;;
+    +*) groups="$groups${line#+} " ;;
+    -*) g=${line#-}
+        case "$groups" in *" $g "*) groups="${groups%% $g *} ${groups#* $g }" ;; esac ;;
+  esac
+done
+for g in $groups; do kill -TERM "-$g" 2>/dev/null; done
+i=0
+while [ "$i" -lt "$1" ]; do
+  left=""
+  for g in $groups; do kill -0 "-$g" 2>/dev/null && left="$left $g"; done
+  [ -z "$left" ] && exit 0
+  groups=$left
+  sleep 0.05
+  i=$((i + 1))
+done
+for g in $groups; do kill -KILL "-$g" 2>/dev/null; done
+exit 0
+"""
+
+
 class Watchdog:
-    """The orphan watchdog (see the module docstring). Fork it before any thread starts."""
+    """The orphan watchdog (see the module docstring)."""
 
     def __init__(self, grace: float = 2.0) -> None:
-        read_fd, self._fd = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # pragma: no cover - runs in the forked watchdog
-            os.close(self._fd)
-            _watch(read_fd, grace)
-        os.close(read_fd)
+        import subprocess
+
+        self._proc = subprocess.Popen(
+            ["/bin/sh", "-c", _WATCHDOG, "stack-watchdog", str(max(1, int(grace / 0.05)))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,  # out of the terminal's group: Ctrl-C is the supervisor's
+        )
+        assert self._proc.stdin is not None
+        self._fd = self._proc.stdin.fileno()
+        self.pid = self._proc.pid
 
     def _send(self, line: str) -> None:
         with contextlib.suppress(OSError):
@@ -228,64 +268,5 @@ class Watchdog:
         if clean:
             self._send("bye\n")
         with contextlib.suppress(OSError):
-            os.close(self._fd)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
-
-
-def _watch(read_fd: int, grace: float) -> None:  # pragma: no cover - forked process
-    os.setsid()  # out of the terminal's group: Ctrl-C is for the supervisor to handle
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # keep no inherited fds (the lock, listening sockets): they must close with the supervisor
-    os.closerange(3, read_fd)
-    os.closerange(read_fd + 1, 65536)
-    groups: set[int] = set()
-    buf = b""
-    while True:
-        try:
-            chunk = os.read(read_fd, 4096)
-        except InterruptedError:
-            continue
-        if not chunk:
-            break
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            if line == b"bye":
-                os._exit(0)
-            if line[:1] == b"+":
-                groups.add(int(line[1:]))
-            elif line[:1] == b"-":
-                groups.discard(int(line[1:]))
-    for pgid in groups:
-        signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while groups and time.monotonic() < deadline:
-        groups = {g for g in groups if signal_group(g, 0)}
-        time.sleep(0.05)
-    for pgid in groups:
-        signal_group(pgid, signal.SIGKILL)
-    os._exit(0)
-
-
-def daemonize(log_path: str) -> tuple[int, int]:
-    """Fork a detached supervisor. Returns (pid, fd): in the parent the child's pid and the read
-    end of its report pipe; in the child (0, write end), detached from the terminal."""
-    sys.stdout.flush()  # or the child would print the parent's buffered output again
-    sys.stderr.flush()
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(write_fd)
-        return pid, read_fd
-    os.close(read_fd)
-    os.setsid()
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(devnull)
-    os.close(log)
-    return 0, write_fd
+            self._proc.stdin.close()  # type: ignore[union-attr]
+        self._proc.wait()

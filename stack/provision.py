@@ -1,15 +1,19 @@
 """Built-in post-healthy tasks: pulling an Ollama model (with progress) and provisioning named
-assistants through the assistants API, idempotent by name."""
+assistants through the assistants API, idempotent by name. `python -m stack.provision` runs
+the task in STACK_TASK (see stack.tasks)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 
-from stack.config import AssistantSpec
+from stack.spec import AssistantSpec, Task, to_plain
 
 __all__ = ["ollama_pull", "provision_assistants"]
 
@@ -84,7 +88,7 @@ async def provision_assistants(
             for spec in specs:
                 if spec.name in existing:
                     continue
-                body = spec.model_dump(exclude_none=True)
+                body = {k: v for k, v in to_plain(spec).items() if v is not None}
                 r = await c.post("/assistants", json=body)
                 if r.status_code >= 300:
                     return (
@@ -98,3 +102,26 @@ async def provision_assistants(
             return False, f"provisioning assistants at {base}: {exc}"
     kept = len(specs) - len(created)
     return True, f"assistants: {len(created)} created, {kept} already present"
+
+
+def main() -> int:
+    from stack.tasks import MARK
+
+    task = Task.from_dict(json.loads(os.environ["STACK_TASK"]))
+
+    def progress(status: str, done: int, total: int) -> None:
+        print(f"{MARK}progress {json.dumps([status, done, total])}", flush=True)
+
+    if task.ollama_pull is not None:
+        coro = ollama_pull(task.ollama_pull.host, task.ollama_pull.model, progress)
+    else:
+        assert task.provision is not None
+        p = task.provision
+        coro = provision_assistants(p.url, p.api_key, p.assistants, lambda x: print(x, flush=True))
+    ok, detail = asyncio.run(coro)
+    print(f"{MARK}result {json.dumps([ok, detail])}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

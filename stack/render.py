@@ -140,6 +140,8 @@ class UpRenderer:
             c.print(f"  last {len(msg['log'])} log lines of {msg['service']}:")
             for line in msg["log"]:
                 c.print(f"  [dim]│[/] {escape(line)}", soft_wrap=True)
+        if msg.get("hint"):
+            c.print(f"  what to do: {escape(msg['hint'])}", soft_wrap=True)
         c.print("  everything this `stack up` started has been stopped.")
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from stack import procs
-from stack.config import StackConfig
 from stack.events import (
     Event,
     Exited,
+    PortTaken,
     ProbeDone,
+    Replanned,
     RestartRequested,
     Spawned,
     SpawnFailed,
@@ -28,10 +29,13 @@ from stack.events import (
     TaskDone,
 )
 from stack.health import ProbeTarget, check
+from stack.interpolate import InterpolationError
 from stack.logs import LogWriter, tail
-from stack.plan import Plan
+from stack.plan import Plan, preferred_answers, replan
+from stack.ports import PortsExhausted, describe_holder, port_is_free
+from stack.spec import StackConfig
 from stack.state import StackPaths, write_state
-from stack.supervisor import Failure, Supervisor
+from stack.supervisor import Failure, Supervisor, failure_hint
 from stack.tasks import run_task
 
 __all__ = ["Runner"]
@@ -66,15 +70,20 @@ class Runner:
         for log in self.logs.values():
             log.write(UP_MARK)
         self.started_wall = time.time()
-        self.notes = [c.note for c in plan.choices.values()]
+        self.notes = {n: c.note for n, c in plan.choices.items()}
+        self.events: list[str] = []  # failovers and moves since `up`, said in `stack status`
         self._flush_pending = False
         self._interrupts = 0
-        # a service's probe target is fixed for the run: build it once, not on every probe
-        self.targets = {
-            n: ProbeTarget(s.probe, s.host, s.port, s.url, self._cwd(n), self._env(n))
-            for n, s in plan.services.items()
-            if s.probe is not None
-        }
+        # a service's probe target is fixed until it is replanned: not built on every probe
+        self.targets: dict[str, ProbeTarget] = {}
+        for n in plan.services:
+            self._target(n)
+
+    def _target(self, name: str) -> None:
+        s = self.plan.services[name]
+        if s.probe is not None:
+            env = self._env(name)
+            self.targets[name] = ProbeTarget(s.probe, s.host, s.port, s.url, self._cwd(name), env)
 
     # -- Effects -------------------------------------------------------------------------------
     def spawn(self, name: str, gen: int) -> None:
@@ -126,6 +135,64 @@ class Runner:
 
         self._job(name, job())
 
+    def replan(self, name: str, gen: int, mode: str, deps: bool) -> None:
+        self._background(self._replan(name, gen, mode, deps))
+
+    async def _replan(self, name: str, gen: int, mode: str, deps: bool) -> None:
+        try:
+            r = await replan(self.cfg, self.plan, name, mode)
+        except (PortsExhausted, InterpolationError, OSError) as exc:
+            self._event(f"{name}: cannot {mode}: {exc}")
+            self.queue.put_nowait(Replanned(name, gen, mode, note=str(exc)))  # type: ignore[arg-type]
+            return
+        if r is None or r.same:
+            self.queue.put_nowait(Replanned(name, gen, mode, same=r is not None))  # type: ignore[arg-type]
+            return
+        before = self.plan.choices.get(name)
+        old_port = self.plan.ports.get(name)
+        self.plan.apply(r, deps)
+        changed = tuple(r.changed) if deps else ()
+        for n in (name, *changed):
+            self._target(n)
+        if r.choice is not None and (before is None or r.choice.index != before.index):
+            self.notes[name] = r.choice.note
+            back = before is not None and r.choice.index < before.index
+            why = "switched back" if back else "failed over"
+            note = f"{why} from {before.variant if before else '?'} to {r.choice.variant}"
+        elif r.port is not None and (old_port is None or r.port.port != old_port.port):
+            note = f"now on port {r.port.port}"
+            if r.port.holder:
+                note += f" (port {r.port.asked} is held by {describe_holder(r.port.holder)})"
+        else:
+            note = "started by the stack" if old_port and old_port.adopted else "replanned"
+        if changed:
+            note += f"; restarting {', '.join(changed)} with the new URL"
+        elif r.changed:
+            note += f"; not restarting {', '.join(r.changed)} (--no-deps)"
+        self._event(f"{name}: {note}")
+        specs = {n: self.plan.services[n] for n in (name, *(r.updated if deps else ()))}
+        ev = Replanned(name, gen, mode, specs, changed, r.adopted, note=note)  # type: ignore[arg-type]
+        self.queue.put_nowait(ev)
+
+    async def _watch_preferred(self, every: float = 5.0) -> None:
+        """Say so in `stack status` when a preferred variant answers again; switching back is
+        left to `stack restart NAME`, so that no run in progress is cut."""
+        said: dict[str, str | None] = {}
+        while True:
+            await asyncio.sleep(every)
+            for name, choice in list(self.plan.choices.items()):
+                back = await preferred_answers(self.cfg, self.plan, name) if choice.index else None
+                if back and said.get(name) != back:
+                    self._event(
+                        f"{name}: {back} answers again; `stack restart {name}` switches back"
+                    )
+                said[name] = back
+
+    def _event(self, text: str) -> None:
+        self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
+        self.emit({"t": "note", "text": text})
+        self.changed_soon()
+
     def cancel(self, name: str) -> None:
         for job in self.jobs.pop(name, set()):
             job.cancel()
@@ -136,6 +203,9 @@ class Runner:
     def changed(self, name: str) -> None:
         s = self.sup.svcs[name]
         self.emit({"t": "state", "service": name, "state": s.state, "reason": s.reason})
+        self.changed_soon()
+
+    def changed_soon(self) -> None:
         if not self._flush_pending:  # one state-file write per burst of changes
             self._flush_pending = True
             self.loop.call_soon(self.flush)
@@ -160,6 +230,7 @@ class Runner:
                     "why": failure.why,
                     "log": log,
                     "skipped": skipped,
+                    "hint": failure_hint(failure, self.plan.services[failure.name].hint),
                 }
             )
 
@@ -168,6 +239,11 @@ class Runner:
         svc = self.plan.services[name]
         port = self.plan.ports.get(name)
         fds = [port.sock.fileno()] if port and port.sock else []
+        if port and not port.sock and not port.adopted and not port_is_free(svc.host, port.port):
+            # it binds the port itself, and something took it since: move (and say so)
+            self._line(name, f"[stack] port {port.port} is taken now; moving")
+            self.queue.put_nowait(PortTaken(name, gen))
+            return
         try:
             proc = await procs.spawn(
                 shlex.split(svc.command or ""), self._cwd(name), self._env(name), fds
@@ -253,13 +329,15 @@ class Runner:
                 "last_exit": s.last_exit,
                 "reason": s.reason,
                 "variant": choice.variant if choice else None,
+                "port_holder": port.holder if port else None,
+                "ready_at": now_wall - (now_mono - s.ready_at) if s.ready_at else None,
             }
         return {
             "stack_file": str(self.cfg.path),
             "supervisor_pid": os.getpid(),
             "phase": phase,
             "started_at": self.started_wall,
-            "notes": self.notes,
+            "notes": [*self.notes.values(), *self.events],
             "services": services,
         }
 
@@ -275,7 +353,7 @@ class Runner:
                 self.queue.put_nowait(StopRequested("stack down"))
                 reply = {"ok": True}
             elif cmd == "restart" and name in self.sup.svcs:
-                self.queue.put_nowait(RestartRequested(name))
+                self.queue.put_nowait(RestartRequested(name, bool(req.get("deps", True))))
                 reply = {"ok": True}
             else:
                 reply = {"ok": False, "error": f"unknown command or service: {cmd} {name or ''}"}
@@ -300,6 +378,7 @@ class Runner:
         try:
             self.sup.begin()
             self.flush()
+            self._background(self._watch_preferred())
             while self.sup.phase != "done":
                 self.sup.handle(await self.queue.get())
         finally:

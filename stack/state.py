@@ -12,9 +12,10 @@ from typing import Any
 
 from stack.procs import pid_alive
 
-__all__ = ["StackPaths", "live_status", "read_state", "write_state"]
+__all__ = ["READY", "StackPaths", "live_status", "read_state", "write_state"]
 
 LIVE = {"healthy", "running", "starting", "post-start", "stopping"}
+READY = {"healthy", "running", "completed", "adopted", "external"}
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,15 @@ signal, probe, tasks, timers) is reached through `Effects`, and time through a c
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
-from stack.config import Service, dependency_order
 from stack.events import (
     Event,
     Exited,
+    PortTaken,
     ProbeDone,
+    Replanned,
     RestartRequested,
     Spawned,
     SpawnFailed,
@@ -22,66 +21,25 @@ from stack.events import (
     TaskDone,
     Tick,
 )
+from stack.spec import Service, dependency_order
+from stack.states import (
+    DEAD_END,
+    OUTSIDE,
+    READY,
+    STARTED,
+    Effects,
+    Failure,
+    ServiceState,
+    StopWhy,
+    describe_exit,
+    failure_hint,
+)
+from stack.switching import Switching
 
-__all__ = ["Effects", "Failure", "ServiceState", "Supervisor", "describe_exit"]
-
-READY = {"healthy", "running", "completed", "adopted", "external"}
-STARTED = READY | {"starting", "post-start"}
-DEAD_END = {"failed", "skipped", "stopped", "exited"}
-
-
-class Effects(Protocol):
-    def spawn(self, name: str, gen: int) -> None: ...
-    def signal(self, name: str, sig: str) -> None: ...  # a name ("SIGTERM"): procs maps it
-    def probe(self, name: str, gen: int) -> None: ...
-    def run_task(self, name: str, gen: int, phase: str, index: int) -> None: ...
-    def cancel(self, name: str) -> None: ...
-    def call_at(self, when: float, event: Event) -> None: ...
-    def changed(self, name: str) -> None: ...
-    def up_ready(self) -> None: ...
-    def finished(self, failure: Failure | None) -> None: ...
+__all__ = ["Effects", "Failure", "ServiceState", "Supervisor", "describe_exit", "failure_hint"]
 
 
-@dataclass(frozen=True)
-class Failure:
-    name: str
-    why: str
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-@dataclass
-class ServiceState:
-    name: str
-    spec: Service
-    state: str = "pending"
-    gen: int = 0
-    pid: int | None = None
-    spawning: bool = False
-    started_at: float | None = None
-    ready_at: float | None = None
-    restarts: int = 0
-    restart_times: list[float] = field(default_factory=list)
-    last_exit: str | None = None
-    health: str = "unknown"
-    last_probe: str = ""
-    probe_failures: int = 0
-    reason: str = ""  # why the service is in its state, for status and failure reports
-    stopping_for: Literal["down", "restart", "liveness"] | None = None
-
-    @property
-    def has_process(self) -> bool:
-        return self.pid is not None or self.spawning
-
-
-class Supervisor:
+class Supervisor(Switching):
     def __init__(
         self,
         services: dict[str, Service],
@@ -104,8 +62,7 @@ class Supervisor:
     def begin(self) -> None:
         self.phase = "starting"
         for name in self.adopted:
-            state = "adopted" if self.svcs[name].spec.command else "external"
-            self._set(name, state, health="healthy")
+            self._adopt(self.svcs[name])
         self._advance()
 
     def handle(self, ev: Event) -> None:
@@ -113,9 +70,12 @@ class Supervisor:
             self._stop_all(ev.reason)
             return
         if isinstance(ev, RestartRequested):
-            self._restart(ev.name)
+            self._restart(ev.name, ev.deps)
             return
         s = self.svcs[ev.name]
+        if isinstance(ev, Replanned) and ev.mode == "restart":
+            self._on_replanned(s, ev)  # asked for by name: whatever happened since
+            return
         if ev.gen != s.gen:
             return  # a timer or result from an earlier incarnation
         match ev:
@@ -132,6 +92,12 @@ class Supervisor:
                 self._on_task(s, ev)
             case Tick():
                 self._on_tick(s, ev.what)
+            case PortTaken():
+                s.spawning = False
+                self._set(s.name, "moving", reason=f"port {s.spec.port} is taken now")
+                self.fx.replan(s.name, s.gen, "port", True)
+            case Replanned():
+                self._on_replanned(s, ev)
 
     # -- starting ----------------------------------------------------------------------------
     def _dep_verdict(self, dep: str, condition: str) -> str:
@@ -197,6 +163,9 @@ class Supervisor:
         probe = s.spec.probe
         assert probe is not None
         s.last_probe = detail
+        if s.state in OUTSIDE:
+            self._on_outside_probe(s, ok, detail)
+            return
         if s.state == "starting":
             if ok:
                 s.health = "healthy"
@@ -246,7 +215,7 @@ class Supervisor:
             self._ready(s, "healthy")
 
     def _on_tick(self, s: ServiceState, what: str) -> None:
-        if what == "probe" and s.state in ("starting", "healthy", "post-start"):
+        if what == "probe" and s.state in ("starting", "healthy", "post-start", *OUTSIDE):
             self.fx.probe(s.name, s.gen)
         elif what == "start_timeout" and s.state == "starting":
             timeout = s.spec.probe.start_timeout if s.spec.probe else 0
@@ -285,6 +254,12 @@ class Supervisor:
                 self._continue_stop()
             elif why == "restart":
                 self._launch(s)
+            elif why == "switch":
+                self._take_new(s)
+            elif why == "requeue":
+                s.gen += 1
+                self._set(s.name, "pending", reason=s.reason)
+                self._advance()
             else:
                 self._after_exit(s, code, forced=True)
             return
@@ -295,8 +270,10 @@ class Supervisor:
         if code == 0 and s.spec.restart.policy != "always":
             self._set(s.name, "completed", reason="")
             self._advance()
-        elif self.phase == "starting" and s.state not in READY:
-            self._fail_up(s, f"{s.last_exit} before becoming healthy")
+        elif self.phase == "starting":
+            # while `stack up` waits, a crash is reported, not retried behind its back
+            when = "before becoming healthy" if s.state not in READY else "while the stack started"
+            self._fail_up(s, f"{s.last_exit} {when}")
         else:
             self._after_exit(s, code)
 
@@ -317,6 +294,7 @@ class Supervisor:
                 self._fail_up(s, f"{why}: {s.reason or s.last_exit}")
             else:
                 self._set(s.name, "failed", reason=f"{why} (last: {s.reason or s.last_exit})")
+                self.fx.replan(s.name, s.gen, "failover", True)  # another variant may fit
                 self._advance()
             return
         delay = min(rs.backoff * 2 ** len(s.restart_times), rs.max_backoff)
@@ -327,19 +305,14 @@ class Supervisor:
         self._set(s.name, "backoff", reason=f"{cause}; restarting in {delay:g}s")
         self.fx.call_at(now + delay, Tick(s.name, s.gen, "restart"))
 
-    def _restart(self, name: str) -> None:
+    def _restart(self, name: str, deps: bool) -> None:
         s = self.svcs[name]
-        if self.phase not in ("starting", "up") or s.state in ("adopted", "external"):
+        if self.phase not in ("starting", "up"):
             return
-        s.restart_times.clear()  # a manual restart starts a fresh window
-        if s.has_process:
-            self._stop_proc(s, "restart")
-        elif s.state not in ("pre-start", "pending"):
-            s.gen += 1
-            self._launch(s)
+        # decided again first: the preferred variant may answer again, a port may be taken
+        self.fx.replan(name, s.gen, "restart", deps)
 
-    # -- stopping ----------------------------------------------------------------------------
-    def _stop_proc(self, s: ServiceState, why: Literal["down", "restart", "liveness"]) -> None:
+    def _stop_proc(self, s: ServiceState, why: StopWhy) -> None:
         s.stopping_for = why
         self._set(s.name, "stopping")
         self.fx.cancel(s.name)

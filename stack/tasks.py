@@ -1,17 +1,24 @@
 """One-shot tasks run before a service starts or after it is healthy: commands (e.g.
 `alembic upgrade head`) and the built-in actions of stack/provision.py."""
 
+# The built-in actions run as `python -m stack.provision` with the task in STACK_TASK: httpx
+# and its kind stay out of the long-lived supervisor. They report on stdout; lines starting
+# with MARK carry progress and the result as JSON.
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shlex
 from collections.abc import Callable
 
 from stack import procs
-from stack.config import Task
+from stack.spec import Task, to_plain
 
-__all__ = ["run_command", "run_task"]
+__all__ = ["MARK", "run_command", "run_task"]
+
+MARK = "\x1e"
 
 Line = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
@@ -78,15 +85,25 @@ async def run_task(
         return await run_command(
             task.run, task.cwd or cwd, merged, task.timeout, on_line, on_spawn, on_exit
         )
-    from stack import provision  # httpx is only needed by the built-in tasks
+    result: list[object] = []
 
-    try:
-        if task.ollama_pull is not None:
-            coro = provision.ollama_pull(task.ollama_pull.host, task.ollama_pull.model, on_progress)
-        else:
-            assert task.provision is not None
-            p = task.provision
-            coro = provision.provision_assistants(p.url, p.api_key, p.assistants, on_line)
-        return await asyncio.wait_for(coro, task.timeout)
-    except TimeoutError:
+    def line(text: str) -> None:
+        if not text.startswith(MARK):
+            on_line(text)
+            return
+        kind, _, data = text[1:].partition(" ")
+        if kind == "progress":
+            status, done, total = json.loads(data)
+            on_progress(status, done, total)
+        elif kind == "result":
+            result[:] = json.loads(data)
+
+    argv, merged = procs.own_module("stack.provision", env)
+    merged |= {"STACK_TASK": json.dumps(to_plain(task)), "PYTHONUNBUFFERED": "1"}
+    cmd = shlex.join(argv)
+    ok, detail = await run_command(cmd, cwd, merged, task.timeout, line, on_spawn, on_exit)
+    if not ok and detail.endswith(f"timed out after {task.timeout:g}s"):
         return False, f"{task.label} timed out after {task.timeout:g}s"
+    if not result:  # it died before saying (a traceback is in the log)
+        return False, f"{task.label}: {detail}"
+    return bool(result[0]), str(result[1])

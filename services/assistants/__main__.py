@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ..serving import serve
 from .app import create_app
 from .config import ConfigError, Settings
+from .http_protocol import guarded_protocol
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
         timeout_graceful_shutdown=10,
+        http=guarded_protocol(settings),
     )
     return 0
 

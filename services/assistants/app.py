@@ -11,13 +11,14 @@ from fastapi import Depends, FastAPI
 
 from . import __version__
 from .api.deps import refresh_schema_state, require_access
-from .api.fastlane import MessagesFastLane
+from .api.limits import RequestGuard, body_limits
 from .api.routes import assistants, conversations, files, messages, responses, runs, threads
 from .config import Settings
 from .db import Database
 from .errors import install_error_handlers
 from .files.storage import LocalFileStorage
 from .health import router as health_router
+from .health import start_storage_watch
 from .responses.worker import start_responses
 from .runs.executor import start_executor
 
@@ -26,7 +27,7 @@ log = logging.getLogger("services.assistants")
 # Background workers (the run executor) register here: each gets the app at start-up and
 # returns an async stop function called at shutdown.
 Worker = Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]]
-WORKERS: list[Worker] = [start_executor, start_responses]
+WORKERS: list[Worker] = [start_storage_watch, start_executor, start_responses]
 
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
@@ -79,6 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (messages, runs, assistants, threads, files, responses, conversations):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
-    if settings.api_fast_lane:
-        app.add_middleware(MessagesFastLane, state=app.state)
+    # Added last, so outermost: the key and the body limits come before anything else.
+    app.add_middleware(RequestGuard, settings=settings, limits=body_limits(settings))
     return app

@@ -30,9 +30,11 @@ class Settings(BaseSettings):
     sovereign_api_key: str | None = None
     use_mock_inference: bool = False
     log_level: str = "INFO"
-    # Creating and listing messages are answered below the framework (api/fastlane.py);
-    # false sends every request through the FastAPI routes, which answer identically.
-    api_fast_lane: bool = True
+    # Request limits, checked before a body is read (api/limits.py, http_protocol.py): the
+    # largest JSON body, how long a request's headers and its body may take to arrive.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    request_header_timeout: float = Field(default=5.0, gt=0)
+    request_body_timeout: float = Field(default=10.0, gt=0)
     # How long a run may wait in requires_action (and how long one may run) before it expires.
     run_expiry_seconds: int = Field(default=600, ge=1)
     # A run's executor holds a lease it renews by heartbeat; a lease that lapses means the
@@ -52,6 +54,21 @@ class Settings(BaseSettings):
     files_dir: str = ""
     # The largest upload POST /v1/files takes, enforced while the body is read.
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # code_interpreter: Python in a bubblewrap sandbox, one session per thread.
+    code_interpreter_timeout_seconds: float = Field(default=60.0, gt=0)
+    code_interpreter_memory_mb: int = Field(default=1024, ge=64)
+    code_interpreter_max_processes: int = Field(default=128, ge=8)
+    code_interpreter_output_chars: int = Field(default=20_000, ge=100)
+    code_interpreter_log_bytes: int = Field(default=1_000_000, ge=1000)
+    code_interpreter_disk_mb: int = Field(default=1024, ge=1)
+    code_interpreter_idle_seconds: float = Field(default=1200.0, gt=0)
+    code_interpreter_max_sessions: int = Field(default=32, ge=1)
+    code_interpreter_bwrap: str | None = None
+    # Run as root, session N runs as host uid/gid base + N (no such user need exist).
+    code_interpreter_uid_base: int = Field(default=200_000, ge=1000)
+    code_interpreter_dir: str | None = None
+    # Development only: run code WITHOUT a sandbox where none can be made (logged each time).
+    code_interpreter_allow_unsandboxed: bool = False
 
     @field_validator("log_level")
     @classmethod

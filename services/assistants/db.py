@@ -10,40 +10,28 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from orjson import dumps as _dump_json
 from orjson import loads as _parse_json
-from sqlalchemy import event, pool, text
-from sqlalchemy.dialects import registry
-from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.util.concurrency import await_, in_greenlet
 
 from .config import PROJECT_ROOT, ConfigError
-from .direct import (
-    DirectConnection,
-    DirectPostgres,
-    DirectSQLite,
-    StatementCache,
-    begin_immediate,
-)
+from .sqlite_driver import tune_sqlite
+from .storage import SQLiteStorage, StorageFault, driver_fault
 
-__all__ = ["Database", "MigrationState", "Statements", "alembic_config", "head_revision"]
-
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-
-# What runs Core statements (``execute``, ``scalar``): an ORM session, or a connection
-# from ``read_core()`` / ``write_core()``.
-Statements = AsyncSession | DirectConnection
+__all__ = ["Database", "MigrationState", "alembic_config", "head_revision"]
 
 
 def alembic_config(url: URL | None = None) -> AlembicConfig:
@@ -79,13 +67,19 @@ class MigrationState:
 
 
 class Database:
-    """One engine per process; ``read()`` and ``write()`` hand out sessions,
-    ``read_core()`` and ``write_core()`` direct connections for the busiest paths."""
+    """One engine per process; ``read()`` and ``write()`` hand out sessions.
+
+    A SQLite file is watched for storage faults (``check_storage``, see ``storage``): while
+    one lasts, every session is refused with ``StorageFault`` (a 503) and no SQLite call is
+    made; when it clears, fresh connections serve.
+    """
 
     def __init__(self, url: URL, *, pool_size: int = 20) -> None:
         self.url = url
         self.dialect = url.get_backend_name()
+        self.storage: SQLiteStorage | None = None
         if self.is_sqlite:
+            self.storage = SQLiteStorage(Path(url.database or ""))
             folder = Path(url.database or "").parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -106,30 +100,36 @@ class Database:
             **options,
         )
         if self.is_sqlite:
-            _tune_sqlite(self.engine)
+            tune_sqlite(self.engine)
+            self.engine.dialect.storage = self.storage  # type: ignore[attr-defined]
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Writers of this process queue here, in order,
         # rather than in SQLite's busy handler, which sleeps and retries (long, unfair
         # tails) and, with the inline driver, would hold up the event loop.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_owner: asyncio.Task[Any] | None = None
-        # The Core paths run directly on the driver (see ``direct``); SQLite's on
-        # connections of their own, PostgreSQL's on the pool's.
-        self._statements = StatementCache(
-            self.engine.dialect, _json_loads if self.is_sqlite else None, _json_dumps
-        )
-        self._direct_readers: list[DirectSQLite] = []
-        self._direct_writer: DirectSQLite | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    @property
+    def storage_fault(self) -> str | None:
+        """Why the database cannot be used now, if it cannot (SQLite's storage faults)."""
+        return self.storage.fault if self.storage is not None else None
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads; whatever it did is rolled back at the end."""
-        async with self.sessions() as session:
-            yield session
+        await self._usable()
+        try:
+            async with self.sessions() as session:
+                yield session
+        except DBAPIError as exc:
+            fault = await self._fault(exc)
+            if fault is exc:
+                raise
+            raise fault from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -139,81 +139,75 @@ class Database:
         front: a deferred transaction that reads and then writes can fail with "database is
         locked" without waiting, whereas IMMEDIATE waits out the busy timeout.
         """
-        async with self._writer(), self.sessions() as session:
-            await session.connection(execution_options={"sqlite_immediate": True})
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-
-    @asynccontextmanager
-    async def read_core(self) -> AsyncIterator[DirectConnection]:
-        """A connection for Core statements (``execute``, ``scalar``) in a transaction
-        rolled back at the end: what ``read()`` gives without the session's bookkeeping,
-        for the busiest read paths. The statements run directly on the driver."""
-        if not self.is_sqlite:
-            async with self._postgres() as conn:
-                yield conn  # the pool rolls back what a returned connection began
-            return
-        conn = self._direct_readers.pop() if self._direct_readers else self._open_direct()
-        conn.begin()
+        await self._usable()
         try:
-            yield conn
-        finally:
-            try:
-                conn.rollback()
-            except BaseException:
-                conn.close()  # in an unknown state: not handed out again
-                raise
-            self._direct_readers.append(conn)
-
-    @asynccontextmanager
-    async def write_core(self) -> AsyncIterator[DirectConnection]:
-        """``write()`` for Core statements, run directly on the driver: commit on success,
-        rollback on error. SQLite's take the write lock and BEGIN IMMEDIATE on one
-        connection kept for writes (writers take turns anyway)."""
-        if not self.is_sqlite:
-            async with self._postgres() as conn:
+            async with self._writer(), self.sessions() as session:
+                await session.connection(execution_options={"sqlite_immediate": True})
                 try:
-                    yield conn
-                    await conn.connection.commit()
+                    yield session
+                    await session.commit()
                 except BaseException:
-                    await conn.connection.rollback()
+                    await session.rollback()
                     raise
+        except DBAPIError as exc:
+            fault = await self._fault(exc)
+            if fault is exc:
+                raise
+            raise fault from exc
+        if self.storage is not None and self.storage.changed_file():
+            # Committed into a file no longer at its path (deleted or replaced): lost.
+            await self.check_storage()
+            raise StorageFault(self.storage_fault or "the database file changed")
+
+    async def _usable(self) -> None:
+        if self.storage is None:
             return
-        async with self._writer():
-            if self._direct_writer is None:
-                # Only ever in a transaction begun by begin_immediate(), which waits for
-                # other processes itself; holding the write lock, it never waits again.
-                self._direct_writer = self._open_direct(busy_timeout_ms=0)
-            conn = self._direct_writer
-            await conn.begin_immediate(SQLITE_BUSY_TIMEOUT_MS / 1000)
-            try:
-                yield conn
-                conn.commit()
-            except BaseException:
-                try:
-                    conn.rollback()
-                except BaseException:
-                    self._direct_writer = None  # in an unknown state: open a new one next time
-                    conn.close()
-                    raise
-                raise
+        if self.storage.due():
+            await self.check_storage()
+        if self.storage_fault is not None:
+            raise StorageFault(self.storage_fault)
 
-    @asynccontextmanager
-    async def _postgres(self) -> AsyncIterator[DirectPostgres]:
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            yield DirectPostgres(raw.driver_connection, self._statements)
+    async def _fault(self, exc: DBAPIError) -> Exception:
+        """The exception a driver error becomes: a storage fault is a 503 (and, on SQLite,
+        recorded until a write succeeds again); anything else stays what it was."""
+        if self.storage is None:
+            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                return StorageFault(f"the database is unreachable: {exc.orig}")
+            return exc
+        reason = driver_fault(exc)
+        if reason is None:
+            return exc
+        self.storage.driver_failed(reason)
+        await self.check_storage()
+        return StorageFault(self.storage_fault or reason)
 
-    def _open_direct(self, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> DirectSQLite:
-        dialect = self.engine.dialect
-        args, kwargs = dialect.create_connect_args(self.engine.url)
-        connection = sqlite3.connect(*args, **kwargs)
-        _configure_sqlite(connection, busy_timeout_ms)
-        return DirectSQLite(connection, self._statements)
+    async def check_storage(self) -> str | None:
+        """Re-check the SQLite file (deleted, replaced, unwritable, full) and, after a driver
+        error, whether a write commits again; returns the fault, None when there is none."""
+        if self.storage is None:
+            return None
+        fault, renew = self.storage.check(self._probe_write)
+        if renew:
+            if fault is None:
+                self.storage.release_held()
+            await self.engine.dispose()  # while a fault lasts, the pool's are held, unclosed
+        return fault
+
+    def _probe_write(self) -> None:
+        """A no-op update committed on a connection of its own: raises if writes fail."""
+        assert self.storage is not None
+        path = quote(str(self.storage.files.path))
+        # timeout=0: a busy database fails the probe (tried again later) rather than
+        # holding up the event loop.
+        connection = sqlite3.connect(
+            f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=0
+        )
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("UPDATE alembic_version SET version_num = version_num")
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
 
     def _writer(self) -> AbstractAsyncContextManager[object]:
         return self._sqlite_writer() if self._write_lock is not None else nullcontext()
@@ -235,21 +229,30 @@ class Database:
     async def ping(self) -> float:
         """Round-trip a trivial query; returns the latency in milliseconds."""
         started = time.perf_counter()
+        if self.storage is not None:
+            if await self.check_storage():
+                raise StorageFault(self.storage_fault or "")
+            if self.storage.files.identity() is None:
+                raise ConfigError(
+                    f"the database file {self.storage.files.path} does not exist: "
+                    "run `alembic upgrade head` from the project root"
+                )
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return (time.perf_counter() - started) * 1000
 
     async def migration_state(self) -> MigrationState:
+        if self.storage is not None:
+            if await self.check_storage():
+                raise StorageFault(self.storage_fault or "")
+            if self.storage.files.identity() is None:
+                return MigrationState(None, head_revision())  # Alembic creates it, not us
         async with self.engine.connect() as conn:
             current = await conn.run_sync(_current_revision)
         return MigrationState(current, head_revision())
 
     async def dispose(self) -> None:
-        for conn in [*self._direct_readers, *filter(None, [self._direct_writer])]:
-            conn.close()
-        self._direct_readers.clear()
-        self._direct_writer = None
-        await self.engine.dispose()
+        await self.engine.dispose()  # during a storage fault, its connections stay unclosed
 
 
 def _json_loads(text: str | bytes) -> Any:
@@ -273,101 +276,5 @@ def _json_dumps(value: Any) -> str:
     return _dump_json(value).decode()
 
 
-class InlineSQLiteDialect(SQLiteDialect_pysqlite):
-    """The standard sqlite3 driver, called straight from the event loop.
-
-    aiosqlite runs each call (cursor, execute, fetch, close: 9 to 16 per request) on a
-    thread of its own connection and wakes the loop for each answer; those handoffs cost
-    more than the queries, which on a local WAL file take microseconds. Readers never wait
-    in WAL mode, and this process's writers take turns on ``Database._write_lock`` before
-    BEGIN IMMEDIATE, so a call only waits on SQLite when another process holds the write
-    lock (a migration), for as long as that transaction lasts.
-    """
-
-    is_async = True
-    supports_statement_cache = True
-
-    @classmethod
-    def get_pool_class(cls, url: URL) -> type[pool.Pool]:
-        return pool.AsyncAdaptedQueuePool
-
-    def create_connect_args(self, url: URL) -> Any:
-        args, kwargs = super().create_connect_args(url)
-        return args, {**kwargs, "factory": _InlineConnection}
-
-    # AsyncConnection.execute insists that a statement awaited something; a finished
-    # coroutine satisfies it without yielding to the event loop.
-    def do_execute(self, cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
-        _awaited()
-        super().do_execute(cursor, statement, parameters, context)
-
-    def do_execute_no_params(self, cursor: Any, statement: Any, context: Any = None) -> None:
-        _awaited()
-        super().do_execute_no_params(cursor, statement, context)
-
-    def do_executemany(
-        self, cursor: Any, statement: Any, parameters: Any, context: Any = None
-    ) -> None:
-        _awaited()
-        super().do_executemany(cursor, statement, parameters, context)
-
-
-class _InlineCursor(sqlite3.Cursor):
-    async def _async_soft_close(self) -> None:
-        """What AsyncConnection awaits after a statement; rows are already in memory."""
-
-
-class _InlineConnection(sqlite3.Connection):
-    def cursor(self, factory: Any = _InlineCursor) -> Any:
-        return super().cursor(factory)
-
-
-async def _nothing() -> None:
-    return None
-
-
-def _awaited() -> None:
-    if in_greenlet():
-        await_(_nothing())
-
-
-registry.register("sqlite.inline", __name__, "InlineSQLiteDialect")
-
-
 def _current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
-
-
-def _configure_sqlite(
-    connection: sqlite3.Connection, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
-) -> None:
-    # No implicit transactions: BEGIN is ours to emit, so writes can say IMMEDIATE.
-    connection.isolation_level = None
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # NORMAL is durable across application crashes in WAL mode; only power loss can
-    # roll back the last transactions.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def _tune_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        _configure_sqlite(dbapi_connection)
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        if immediate and in_greenlet():
-            # Waits on another process's write by sleeping on the event loop, not in SQLite.
-            sqlite = conn.connection.driver_connection
-            sqlite.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
-            try:
-                await_(begin_immediate(sqlite, SQLITE_BUSY_TIMEOUT_MS / 1000))  # type: ignore[arg-type]
-            finally:
-                sqlite.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # type: ignore[union-attr]
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -87,7 +87,8 @@ ERROR_STATUSES = {
     "400": "Invalid request: the message names the parameter in `param`.",
     "401": "Missing or wrong API key.",
     "404": "No such object.",
-    "503": "The database is unreachable or behind the migration head.",
+    "413": "The request body is larger than the endpoint accepts.",
+    "503": "The database is unreachable, unusable (a storage fault) or behind the migration head.",
 }
 
 
@@ -101,30 +102,36 @@ def error_body(
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
+# What pydantic names a union's branches in ``loc`` (labels, not fields).
+UNION_LABELS = {"str", "constrained-str", "list[...]"}
+
+
 def _param_of(loc: tuple[Any, ...], body: Any = None) -> str | None:
     """("body", "messages", 0, "content") -> "messages[0].content"; the root goes.
 
     Pydantic puts union branch labels in ``loc`` ("str", "list[...]", and for a
     discriminated union the tag, e.g. content[0] -> "image_url" -> image_url.url). Labels
-    are dropped; a tag is recognised as the ``type`` of the object being walked.
+    are dropped; a tag is the ``type`` of the object being walked, right after a list
+    index or a "tagged-union[...]" label (elsewhere a field may share its type's name).
     """
     name = ""
     node = body
-    tag_skipped = False
+    may_be_tag = False
     for part in loc[1:]:
         if isinstance(part, int):
             name += f"[{part}]"
             node = node[part] if isinstance(node, list) and -len(node) <= part < len(node) else None
-            tag_skipped = False
+            may_be_tag = True
             continue
-        if part in {"str", "list[...]"} or "[" in part or part.startswith("tagged-union"):
+        if part in UNION_LABELS or "[" in part or part.startswith("tagged-union"):
+            may_be_tag = may_be_tag or part.startswith("tagged-union")
             continue
-        if isinstance(node, dict) and node.get("type") == part and not tag_skipped:
-            tag_skipped = True
+        if may_be_tag and isinstance(node, dict) and node.get("type") == part:
+            may_be_tag = False
             continue
         name += f".{part}" if name else part
         node = node.get(part) if isinstance(node, dict) else None
-        tag_skipped = False
+        may_be_tag = False
     return name or None
 
 
@@ -183,7 +190,10 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail)
     kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
-    return JSONResponse(error_body(message, kind), status_code=exc.status_code, headers=exc.headers)
+    code = getattr(exc, "code", None)  # set by the request limits (api/limits.py)
+    return JSONResponse(
+        error_body(message, kind, code=code), status_code=exc.status_code, headers=exc.headers
+    )
 
 
 def unstorable(exc: DataError) -> InvalidRequest:

@@ -14,8 +14,8 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Label, Select, bindparam, select
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db import Statements
 from .errors import InvalidRequest
 from .tables import Keyed
 
@@ -90,7 +90,7 @@ def _page_statement(
 
 
 async def _cursor_seq(
-    session: Statements,
+    session: AsyncSession,
     table: type[Row],
     cursor: str,
     scope: Mapping[str, Any],
@@ -107,7 +107,7 @@ async def _cursor_seq(
 
 
 async def fetch_page(
-    session: Statements,
+    session: AsyncSession,
     table: type[Row],
     params: PageParams,
     scope: Mapping[str, Any],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from services.assistants.db import Database
 
 def test_writers_take_turns_and_nesting_fails(tmp_path: Path) -> None:
     async def scenario() -> list[int]:
+        sqlite3.connect(tmp_path / "a.db").close()  # the service never creates the file
         db = Database(make_url(f"sqlite:///{tmp_path}/a.db"))
         async with db.write() as session:
             await session.execute(text("CREATE TABLE t (n INTEGER)"))

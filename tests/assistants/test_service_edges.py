@@ -123,7 +123,7 @@ def test_database_behind_head_is_refused_until_migrated(database_url: str, tmp_p
     try:
         health = httpx.get(f"{service.base_url}/health")
         assert health.status_code == 503
-        assert health.json()["status"] == "unavailable"
+        assert health.json()["status"] == "unhealthy"
         assert "alembic upgrade head" in health.json()["checks"]["database"]["error"]
         refused = httpx.get(f"{service.base_url}/v1/assistants", headers=HEADERS)
         assert refused.status_code == 503
@@ -135,7 +135,8 @@ def test_database_behind_head_is_refused_until_migrated(database_url: str, tmp_p
         url = f"{service.base_url}/v1/assistants"
         wait_until(lambda: httpx.get(url, headers=HEADERS).status_code == 200)
         assert (
-            httpx.get(f"{service.base_url}/health").json()["checks"]["database"]["status"] == "ok"
+            httpx.get(f"{service.base_url}/health").json()["checks"]["database"]["status"]
+            == "healthy"
         )
         assert service.proc.poll() is None
     finally:
@@ -150,7 +151,7 @@ def test_unreachable_postgres_is_503(tmp_path: Path) -> None:
         health = httpx.get(f"{service.base_url}/health", timeout=30)
         assert health.status_code == 503
         database = health.json()["checks"]["database"]
-        assert database["status"] == "error" and database["dialect"] == "postgresql"
+        assert database["status"] == "unhealthy" and database["dialect"] == "postgresql"
         refused = httpx.get(f"{service.base_url}/v1/threads/thread_x", headers=HEADERS, timeout=30)
         assert refused.status_code == 503
         assert "unreachable" in refused.json()["error"]["message"]
@@ -161,7 +162,7 @@ def test_unreachable_postgres_is_503(tmp_path: Path) -> None:
 
 def test_another_process_writing_holds_up_only_writers(tmp_path: Path) -> None:
     """While another process holds SQLite's write lock (a migration, a script), reads and
-    /health still answer; writes, through the fast lane and through the ORM, wait for the
+    /health still answer; writes, through Core statements and through the ORM, wait for the
     lock and then succeed."""
     database = tmp_path / "assistants.db"
     url = f"sqlite:///{database}"

@@ -37,6 +37,10 @@ Fields of a response (all optional):
   vary_ids            true: every chunk has a different "id"
   usage_in_final_chunk true: usage rides on the finish chunk (llama.cpp style), not its own
   no_usage            true: never send usage, even with stream_options.include_usage
+code_interpreter: a request offering a `code_interpreter` function is answered without the
+script when its last user message holds a ```python fenced block: the model calls
+code_interpreter with that code; once the tool answered, it replies "Output: <output>", with a
+markdown link to every `[file written: /mnt/data/...]` the output mentions.
 Chunk K counts every SSE chunk: the role chunk is 0, then content, tool-call and finish
 chunks, then the usage chunk when it is asked for.
 """
@@ -45,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,6 +162,33 @@ def completion_body(response: ScriptedResponse, model: str, prompt_chars: int) -
     return body
 
 
+FENCED_PYTHON = re.compile(r"```python\n(.*?)```", re.DOTALL)
+FILE_WRITTEN = re.compile(r"\[file written: (/mnt/data/[^\]]+)\]")
+
+
+def code_interpreter_reply(body: dict[str, Any]) -> ScriptedResponse | None:
+    """The model's move when code_interpreter is offered and the user sent Python (above)."""
+    names = {(t.get("function") or {}).get("name") for t in body.get("tools") or ()}
+    messages = body.get("messages") or []
+    if "code_interpreter" not in names or not messages:
+        return None
+    last = messages[-1]
+    if last.get("role") == "tool":
+        output = str(last.get("content") or "")
+        links = " ".join(
+            f"[{path.rsplit('/', 1)[-1]}](sandbox:{path})" for path in FILE_WRITTEN.findall(output)
+        )
+        text = f"Output: {output}" + (f"\nDownload: {links}" if links else "")
+        return ScriptedResponse.parse({"text": text, "chunks": 3})
+    if last.get("role") != "user":
+        return None
+    found = FENCED_PYTHON.search(last_user_text(messages))
+    if found is None:
+        return None
+    call = {"name": "code_interpreter", "arguments": {"code": found.group(1)}, "chunks": 4}
+    return ScriptedResponse.parse({"tool_calls": [call]})
+
+
 def build_app(raw_script: Any) -> Starlette:
     scripts = Scripts.parse(raw_script)
     log = RequestLog()
@@ -164,7 +196,9 @@ def build_app(raw_script: Any) -> Starlette:
     async def chat(request: Request) -> Response:
         body = await request.json()
         entry = log.add(request.method, request.url.path, dict(request.headers), body)
-        response = scripts.take(last_user_text(body.get("messages", [])))
+        response = code_interpreter_reply(body) or scripts.take(
+            last_user_text(body.get("messages", []))
+        )
         if response is None:
             err = {"message": "script exhausted", "type": "server_error", "code": None}
             return JSONResponse({"error": err}, status_code=500)

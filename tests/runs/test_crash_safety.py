@@ -59,6 +59,13 @@ def writing(sdk: openai.OpenAI, thread_id: str) -> bool:
     return any(m.role == "assistant" and m.status == "in_progress" for m in messages)
 
 
+def assert_steps_name_existing_messages(sdk: openai.OpenAI, thread_id: str, run_id: str) -> None:
+    message_ids = {m.id for m in sdk.beta.threads.messages.list(thread_id, limit=100).data}
+    for step in sdk.beta.threads.runs.steps.list(run_id=run_id, thread_id=thread_id).data:
+        if step.step_details.type == "message_creation":
+            assert step.step_details.message_creation.message_id in message_ids, step
+
+
 def test_kill_mid_run_then_restart_recovers_every_run(
     launch: Callable[..., tuple[ServiceProcess, openai.OpenAI]], upstream: FakeUpstream
 ) -> None:
@@ -90,14 +97,15 @@ def test_kill_mid_run_then_restart_recovers_every_run(
     assert run.status == "completed", run.last_error
     messages = sdk.beta.threads.messages.list(first.id, order="asc").data
     summary = [(m.role, m.status, m.content[0].text.value if m.content else "") for m in messages]
+    # The dead attempt's empty reply is gone: the retried run left exactly one message.
     assert summary == [
         ("user", "completed", "before"),
         ("assistant", "completed", "Written before the crash."),
         ("user", "completed", "retried please"),
-        ("assistant", "incomplete", ""),
         ("assistant", "completed", "Recovered answer."),
     ]
-    assert messages[3].incomplete_details.reason == "run_failed"
+    assert [m.id for m in messages if m.run_id == retried.id] == [messages[3].id]
+    assert_steps_name_existing_messages(sdk, first.id, retried.id)
     assert requests_for(upstream, "retried") == 2
     wait_until(lambda: requests_for(upstream, "doomed") == 2)
     wait_until(lambda: writing(sdk, second.id))
@@ -109,8 +117,10 @@ def test_kill_mid_run_then_restart_recovers_every_run(
     assert run.status == "failed"
     assert run.last_error.code == "server_error"
     assert "stopped" in run.last_error.message and "2 times" in run.last_error.message
-    statuses = [m.status for m in sdk.beta.threads.messages.list(second.id, order="asc").data]
-    assert statuses == ["completed", "incomplete", "incomplete"]
+    # Neither dead attempt wrote a word: no empty replies are left behind either.
+    left = sdk.beta.threads.messages.list(second.id, order="asc").data
+    assert [(m.role, m.status) for m in left] == [("user", "completed")]
+    assert_steps_name_existing_messages(sdk, second.id, doomed.id)
     for thread in (first, second):
         for r in sdk.beta.threads.runs.list(thread.id):
             assert r.status in ("completed", "failed")

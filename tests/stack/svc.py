@@ -20,6 +20,8 @@ def main() -> None:
     p.add_argument("--fd", type=int)
     p.add_argument("--ready-after", type=float, default=0.0)
     p.add_argument("--crash-after", type=float)
+    p.add_argument("--crash-once", help="crash only if this file does not exist yet (made)")
+    p.add_argument("--crash-when", help="crash once this file appears (and remove it)")
     p.add_argument("--exit-code", type=int, default=1)
     p.add_argument("--no-serve", action="store_true")
     p.add_argument("--grandchild", action="store_true")
@@ -38,6 +40,21 @@ def main() -> None:
         signal.signal(signal.SIGTERM, lambda *_: print(f"{name} ignores TERM", flush=True))
     if a.grandchild:
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    if a.crash_once:
+        if os.path.exists(a.crash_once):
+            a.crash_after = None
+        else:
+            open(a.crash_once, "w").close()
+    if a.crash_when:
+
+        def crash_when() -> None:
+            while not os.path.exists(a.crash_when):
+                time.sleep(0.05)
+            os.unlink(a.crash_when)
+            print(f"{name} told to crash", flush=True)
+            os._exit(a.exit_code)
+
+        threading.Thread(target=crash_when, daemon=True).start()
     if a.crash_after is not None:
 
         def crash() -> None:

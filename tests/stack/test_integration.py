@@ -207,8 +207,14 @@ services:
 """)
         out = harness.cli("up")
         assert out.returncode == 0, out.stdout + out.stderr
-        assert f"port {taken} is taken; using" in out.stdout and "adopted" in out.stdout
+        # the holder is named: the test process holds `taken`, the outside server `existing`
+        assert f"port {taken} is taken by pid {os.getpid()} (" in out.stdout, out.stdout
+        assert f"on port {existing}: pid {outside.pid} (" in out.stdout
         st = harness.status()["services"]
+        assert st["api"]["port_holder"]["pid"] == os.getpid()
+        assert st["api"]["port_holder"]["cmdline"] == " ".join(psutil.Process().cmdline())
+        assert st["runtime"]["port_holder"]["pid"] == outside.pid
+        assert "svc.py" in st["runtime"]["port_holder"]["cmdline"]
         assert st["runtime"]["adopted"] and st["runtime"]["state"] == "adopted"
         assert st["runtime"]["pid"] is None
         assert st["api"]["moved"] and st["api"]["asked_port"] == taken
@@ -291,20 +297,57 @@ def test_concurrent_up_gives_one_supervisor(harness: StackHarness, tmp_path: Pat
     harness.write(f"""
 services:
   a:
-    command: {{py}} {{svc}} --port ${{self.port}} --starts {starts} --ready-after 0.3
+    command: {{py}} {{svc}} --port ${{self.port}} --starts {starts} --ready-after 1.5
     port: {free_port()}
     probe: {{http: /health, {FAST}}}
+  b:
+    command: {{py}} {{svc}} --port ${{self.port}} --ready-after 0.5
+    port: {free_port()}
+    probe: {{http: /health, {FAST}}}
+    depends_on: {{a: {{condition: healthy}}}}
 """)
-    ups = [harness.popen("up") for _ in range(3)]
-    outs = [p.communicate(timeout=30)[0] for p in ups]
-    assert [p.returncode for p in ups] == [0, 0, 0], outs
+    first = harness.popen("up")
+    harness.wait_for(lambda: starts.exists(), what="the first up to start a")
+    others = [harness.popen("up") for _ in range(2)]
+    states = []
+    for p in others:  # each returns only once every service is healthy
+        assert p.wait(timeout=30) == 0
+        states.append({n: s["state"] for n, s in harness.status()["services"].items()})
+    outs = [p.communicate(timeout=30)[0] for p in (first, *others)]
+    assert [p.returncode for p in (first, *others)] == [0, 0, 0], outs
+    assert states == [{"a": "healthy", "b": "healthy"}] * 2, outs
     assert sum("already running" in o for o in outs) == 2, outs
+    assert all("b " in o and "healthy" in o for o in outs[1:]), outs  # the table
     assert len(starts.read_text().split()) == 1
     supervisors = [p for p in harness.processes() if p.pid == harness.status()["supervisor_pid"]]
     assert len(supervisors) == 1
     out = harness.cli("up")  # and later: reports the running stack
     assert out.returncode == 0 and "already running" in out.stdout
     assert harness.cli("down").returncode == 0
+    harness.assert_nothing_left()
+
+
+def test_up_beside_an_up_that_fails_fails_too(harness: StackHarness) -> None:
+    harness.write(f"""
+services:
+  a:
+    command: {{py}} {{svc}} --port ${{self.port}}
+    port: {free_port()}
+    probe: {{http: /health, {FAST}}}
+  b:
+    command: {{py}} {{svc}} --no-serve
+    port: {free_port()}
+    probe: {{http: /health, {FAST}, start_timeout: 4}}
+    depends_on: {{a: {{condition: healthy}}}}
+""")
+    first = harness.popen("up")
+    harness.wait_for(
+        lambda: harness.status()["services"].get("a", {}).get("pid"), what="the first up"
+    )
+    second = harness.cli("up")
+    assert first.wait(timeout=30) == 1
+    assert second.returncode == 1, second.stdout
+    assert "the other `stack up` ended with the stack failed" in second.stderr
     harness.assert_nothing_left()
 
 
@@ -441,6 +484,10 @@ def test_a_running_ollama_is_adopted(harness: StackHarness) -> None:
         out = harness.cli("up")  # not installed here, but answering: adopted
         assert out.returncode == 0, out.stdout + out.stderr
         assert "runtime: ollama (already running, adopted)" in out.stdout
+        said = f"runtime: adopted what already answers on port {port}: pid {outside.pid} ("
+        assert said in out.stdout and "), an Ollama already running" in out.stdout, out.stdout
+        holder = harness.status()["services"]["runtime"]["port_holder"]
+        assert holder["pid"] == outside.pid and holder["what"] == "an Ollama already running"
         st = harness.status()["services"]["runtime"]
         assert st["adopted"] and st["pid"] is None and st["port"] == port
         assert harness.cli("down").returncode == 0

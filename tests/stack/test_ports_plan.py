@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stack.config import Service, StackConfig, load
-from stack.plan import make_plan
+from stack.plan import make_plan, replan
 from stack.ports import PortRequest, PortsExhausted, bind_listener, port_is_free, resolve_ports
 from tests.support.processes import free_port
 
@@ -162,3 +162,43 @@ async def test_plan_adopts_a_running_ollama(tmp_path: Path) -> None:
     assert "already running, adopted" in plan.choices["runtime"].note
     assert plan.ports["runtime"].adopted and plan.adopted == {"runtime"}
     assert plan.services["api"].env["BACKEND"] == ""
+
+
+async def test_replan_fails_over_and_switches_back(tmp_path: Path) -> None:
+    cfg, rport, _ = runtime_stack(tmp_path)
+    ollama_up = True
+
+    async def answers(svc: Service, port: int | None) -> bool:
+        return ollama_up and svc.name == "ollama" and port == rport
+
+    with port_taken(rport):
+        plan = await make_plan(cfg, installed=lambda exe: False, answers=answers)
+    try:
+        api_before = plan.services["api"]
+        ollama_up = False  # Ollama quit: its port is free again
+        r = await replan(cfg, plan, "runtime", "failover", lambda exe: False, answers)
+        assert r is not None and not r.same and not r.adopted
+        assert r.choice is not None and r.choice.variant == "embedded"
+        assert r.port is not None and r.port.port == rport and not r.port.adopted
+        assert r.changed == ["api"]  # its BACKEND now points at the embedded runtime
+        assert r.services["api"].env["BACKEND"] == f"http://127.0.0.1:{rport}/v1"
+        assert r.services["api"].command == api_before.command  # same socket, same fd
+        plan.apply(r)
+        assert plan.choices["runtime"].variant == "embedded" and plan.adopted == frozenset()
+        # nothing after the last variant
+        assert await replan(cfg, plan, "runtime", "failover", lambda exe: False, answers) is None
+        # a restart re-decides from the top: Ollama answers again, so it is adopted again
+        ollama_up = True
+        with port_taken(rport):
+            back = await replan(cfg, plan, "runtime", "restart", lambda exe: False, answers)
+        assert back is not None and back.adopted and back.choice is not None
+        assert back.choice.variant == "ollama" and back.changed == ["api"]
+        assert back.services["api"].env["BACKEND"] == ""
+        plan.apply(back)
+        assert plan.adopted == {"runtime"} and plan.ports["runtime"].sock is None
+        # and a restart that changes nothing is a plain restart
+        with port_taken(rport):
+            same = await replan(cfg, plan, "runtime", "restart", lambda exe: False, answers)
+        assert same is not None and same.same
+    finally:
+        plan.close_sockets()

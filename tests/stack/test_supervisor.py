@@ -10,6 +10,7 @@ from stack.events import (
     Event,
     Exited,
     ProbeDone,
+    Replanned,
     RestartRequested,
     Spawned,
     StopRequested,
@@ -41,6 +42,9 @@ class FakeEffects:
 
     def cancel(self, name: str) -> None:
         pass
+
+    def replan(self, name: str, gen: int, mode: str, deps: bool) -> None:
+        self.calls.append(("replan", name, mode, deps))
 
     def call_at(self, when: float, event: Event) -> None:
         self.timers.append((when, event))
@@ -295,6 +299,8 @@ def test_manual_restart_and_stale_events_are_ignored() -> None:
     old_gen = h.gen("a")
     h.fx.take()
     h.send(RestartRequested("a"))
+    assert h.fx.take() == [("replan", "a", "restart", True)]
+    h.send(Replanned("a", h.gen("a"), "restart", same=True))  # nothing else to run it as
     assert h.fx.take() == [("signal", "a", "SIGTERM")]
     h.exited("a", -15)
     assert h.fx.take() == [("spawn", "a")]
@@ -337,3 +343,117 @@ def test_a_failed_one_shot_fails_the_up_and_its_dependents_never_start() -> None
     assert h.sup.failure and h.sup.failure.name == "migrate"
     assert h.state("api") == "skipped"
     assert ("spawn", "api") not in h.fx.take()
+
+
+def test_a_crash_while_up_waits_fails_the_up_instead_of_restarting() -> None:
+    h = Harness(
+        {
+            "runtime": svc(port=5000, probe=PROBE),
+            "api": svc(port=5001, probe=PROBE, depends_on={"runtime": {"condition": "healthy"}}),
+        }
+    )
+    h.sup.begin()
+    h.spawned("runtime")
+    h.fire("runtime", "probe")
+    h.probe("runtime", True)
+    h.spawned("api")
+    h.exited("runtime", -11)  # healthy, then SIGSEGV on the first real request
+    assert h.sup.failure == Failure("runtime", "killed by SIGSEGV while the stack started")
+    assert h.state("runtime") == "failed" and ("signal", "api", "SIGTERM") in h.fx.take()
+
+
+HEALTHY_RUNTIME = {"runtime": {"condition": "healthy"}}
+
+
+def _adopted_runtime() -> tuple[FakeEffects, Supervisor]:
+    fx = FakeEffects()
+    services = {
+        "runtime": svc(port=11434, probe=PROBE, adopt=True),
+        "sovereign": svc(port=8080, probe=PROBE, depends_on={"runtime": {"condition": "healthy"}}),
+        "assistants": svc(
+            port=8000, probe=PROBE, depends_on={"sovereign": {"condition": "healthy"}}
+        ),
+    }
+    sup = Supervisor(services, fx, lambda: fx.now, adopted=frozenset({"runtime"}))
+    sup.begin()
+    for name in ("sovereign", "assistants"):
+        s = sup.svcs[name]
+        sup.handle(Spawned(name, s.gen, 10 + len(name)))
+        sup.handle(ProbeDone(name, s.gen, True, "200"))
+    assert sup.phase == "up"
+    fx.take()
+    return fx, sup
+
+
+def _probe_runtime(fx: FakeEffects, sup: Supervisor, ok: bool) -> None:
+    tick = next(t for t in fx.timers if isinstance(t[1], Tick) and t[1].name == "runtime")
+    fx.timers.remove(tick)
+    fx.now = max(fx.now, tick[0])
+    sup.handle(tick[1])
+    assert fx.take() == [("probe", "runtime")]
+    sup.handle(ProbeDone("runtime", sup.svcs["runtime"].gen, ok, "ok" if ok else "refused"))
+
+
+def test_an_adopted_runtime_that_goes_away_fails_over_and_sovereign_follows() -> None:
+    fx, sup = _adopted_runtime()
+    rt, sov, asst = sup.svcs["runtime"], sup.svcs["sovereign"], sup.svcs["assistants"]
+    _probe_runtime(fx, sup, True)
+    assert rt.state == "adopted"
+    _probe_runtime(fx, sup, False)
+    assert rt.state == "adopted" and rt.health.startswith("failing (1/2)")
+    _probe_runtime(fx, sup, False)
+    assert rt.state == "lost" and fx.take() == [("replan", "runtime", "failover", True)]
+    embedded = svc(port=8081, probe=PROBE)
+    new_sov = svc(port=8080, probe=PROBE, env={"URL": "x"}, depends_on=HEALTHY_RUNTIME)
+    specs = {"runtime": embedded, "sovereign": new_sov}
+    sup.handle(Replanned("runtime", rt.gen, "failover", specs, ("sovereign",), note="switched"))
+    # sovereign is stopped first; the new runtime starts (nothing depends on it running)
+    assert fx.take() == [("signal", "sovereign", "SIGTERM"), ("spawn", "runtime")]
+    assert rt.spec is embedded and sov.state == "stopping" and asst.state == "healthy"
+    sup.handle(Exited("sovereign", sov.gen, -15))
+    assert sov.state == "pending" and fx.take() == []  # waits for the new runtime
+    sup.handle(Spawned("runtime", rt.gen, 50))
+    sup.handle(ProbeDone("runtime", rt.gen, True, "200"))
+    assert fx.take()[-1] == ("spawn", "sovereign") and sov.spec is new_sov
+    sup.handle(Spawned("sovereign", sov.gen, 51))
+    sup.handle(ProbeDone("sovereign", sov.gen, True, "200"))
+    assert sov.state == "healthy" and asst.state == "healthy" and asst.pid == 20
+    assert sup.failure is None and sup.phase == "up"
+
+
+def test_a_lost_runtime_with_nothing_to_fall_back_to_is_watched_until_it_returns() -> None:
+    fx, sup = _adopted_runtime()
+    rt = sup.svcs["runtime"]
+    _probe_runtime(fx, sup, False)
+    _probe_runtime(fx, sup, False)
+    assert fx.take() == [("replan", "runtime", "failover", True)]
+    sup.handle(Replanned("runtime", rt.gen, "failover", None, note="nothing else fits"))
+    assert rt.state == "lost" and "nothing else fits" in rt.reason
+    _probe_runtime(fx, sup, True)
+    assert rt.state == "adopted" and rt.health == "healthy"
+
+
+def test_restart_back_to_the_preferred_variant_stops_the_fallback() -> None:
+    fx, sup = _adopted_runtime()
+    rt, sov = sup.svcs["runtime"], sup.svcs["sovereign"]
+    _probe_runtime(fx, sup, False)
+    _probe_runtime(fx, sup, False)
+    specs = {"runtime": svc(port=8081, probe=PROBE)}
+    sup.handle(Replanned("runtime", rt.gen, "failover", specs, (), note="to embedded"))
+    sup.handle(Spawned("runtime", rt.gen, 50))
+    sup.handle(ProbeDone("runtime", rt.gen, True, "200"))
+    assert rt.state == "healthy" and sov.state == "healthy"  # unchanged spec: untouched
+    fx.take()
+    sup.handle(RestartRequested("runtime"))
+    assert fx.take() == [("replan", "runtime", "restart", True)]
+    back = {
+        "runtime": svc(port=11434, probe=PROBE),
+        "sovereign": svc(port=8080, probe=PROBE, depends_on=HEALTHY_RUNTIME),
+    }
+    sup.handle(Replanned("runtime", rt.gen, "restart", back, ("sovereign",), adopted=True))
+    calls = fx.take()
+    assert ("signal", "sovereign", "SIGTERM") in calls and ("signal", "runtime", "SIGTERM") in calls
+    sup.handle(Exited("runtime", rt.gen, -15))
+    assert rt.state == "adopted" and rt.pid is None
+    sup.handle(Exited("sovereign", sov.gen, -15))
+    assert fx.take()[-1] == ("spawn", "sovereign")

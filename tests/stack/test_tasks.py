@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from stack.config import AssistantSpec
 from stack.logs import LogWriter, follow, merged_tail, strip_stamp, tail
 from stack.provision import ollama_pull, provision_assistants
+from stack.spec import AssistantSpec
 from stack.tasks import run_command
 
 SPECS = [

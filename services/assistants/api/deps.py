@@ -11,7 +11,7 @@ from starlette.datastructures import Headers
 
 from ..config import Settings
 from ..db import Database
-from ..errors import ServiceUnavailable, Unauthorized
+from ..errors import APIError, InvalidRequest, ServiceUnavailable, Unauthorized
 from ..pagination import PageParams
 
 SCHEMA_RECHECK_SECONDS = 2.0
@@ -29,15 +29,19 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
 
+KEY_HEADERS = {"x-api-key": "X-API-Key", "authorization": "Authorization"}
+
+
 def supplied_key(headers: Headers) -> str | None:
-    """The key a request carries: X-API-Key, else a Bearer token (what the SDK sends)."""
+    """The key a request carries, stripped of whitespace: X-API-Key, else a Bearer token
+    (what the SDK sends)."""
     supplied = headers.get("x-api-key")
-    authorization = headers.get("authorization")
-    if supplied is None and authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            supplied = token.strip()
-    return supplied
+    if supplied is not None:
+        return supplied.strip()
+    scheme, _, token = (headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return token.strip() or None
+    return None
 
 
 def key_matches(supplied: str, settings: Settings) -> bool:
@@ -45,19 +49,34 @@ def key_matches(supplied: str, settings: Settings) -> bool:
     return hmac.compare_digest(supplied.encode(), settings.api_key.encode())
 
 
-async def require_api_key(request: Request) -> None:
-    """The key, from X-API-Key or a Bearer token. Headers are read straight off the
-    request: this runs on every call, and /openapi.json documents both schemes as
-    security schemes instead."""
-    supplied = supplied_key(request.headers)
+def access_error(headers: Headers, settings: Settings) -> APIError | None:
+    """Why a request's headers do not grant access, or None when they carry the key.
+
+    A header sent twice is refused: which copy a proxy or the server reads is not defined,
+    and checking only one of them lets the other through unchecked.
+    """
+    for name, shown in KEY_HEADERS.items():
+        if len(headers.getlist(name)) > 1:
+            return InvalidRequest(f"Send one {shown} header, not several.", code="duplicate_header")
+    supplied = supplied_key(headers)
     if not supplied:
-        raise Unauthorized(
+        return Unauthorized(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
             "or 'X-API-Key: <key>'.",
             code="missing_api_key",
         )
-    if not key_matches(supplied, request.app.state.settings):
-        raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
+    if not key_matches(supplied, settings):
+        return Unauthorized("Incorrect API key provided.", code="invalid_api_key")
+    return None
+
+
+async def require_api_key(request: Request) -> None:
+    """The key, from X-API-Key or a Bearer token. Headers are read straight off the
+    request: this runs on every call, and /openapi.json documents both schemes as
+    security schemes instead."""
+    error = access_error(request.headers, request.app.state.settings)
+    if error is not None:
+        raise error
 
 
 async def require_current_schema(request: Request) -> None:

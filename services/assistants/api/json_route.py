@@ -1,6 +1,6 @@
-"""Routes whose JSON bodies orjson parses, as the fast lane does, so every route takes the
-same JSON, and only JSON a response can carry: a lone surrogate or nesting past
-``MAX_DEPTH`` is a 400, and integers past 64 bits become floats, as in JavaScript."""
+"""Routes whose JSON bodies orjson parses: every route takes the same JSON, and only JSON
+a response can carry: a lone surrogate or nesting past ``MAX_DEPTH`` is a 400, and integers
+past 64 bits become floats, as in JavaScript."""
 
 from __future__ import annotations
 

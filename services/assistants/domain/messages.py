@@ -10,7 +10,6 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
-from ..db import Statements
 from ..errors import InvalidRequest, not_found
 from ..ids import new_id
 from ..pagination import PageParams, fetch_page
@@ -80,7 +79,7 @@ _THREAD_AND_ACTIVE_RUN = select(
 ).where(_threads.id == bindparam("thread_id"))
 
 
-async def ensure_can_add_message(session: Statements, thread_id: str) -> None:
+async def ensure_can_add_message(session: AsyncSession, thread_id: str) -> None:
     """404 for an unknown thread, 400 while a run is active on it: both in one query."""
     row = (await session.execute(_THREAD_AND_ACTIVE_RUN, {"thread_id": thread_id})).first()
     if row is None:
@@ -95,7 +94,7 @@ _COLUMN_OF = {prop.key: prop.columns[0].name for prop in sa_inspect(Message).col
 
 
 async def add_message(
-    session: Statements,
+    session: AsyncSession,
     thread_id: str,
     body: MessageCreate,
     *,
@@ -128,8 +127,7 @@ async def add_message(
         ),
         "metadata_": body.metadata or {},
     }
-    if isinstance(session, AsyncSession):
-        await session.flush()  # rows still pending in the session (its thread) go in first
+    await session.flush()  # rows still pending in the session (its thread) go in first
     await session.execute(_INSERT_MESSAGE, {_COLUMN_OF[key]: v for key, v in values.items()})
     return message_object(SimpleNamespace(**values))  # type: ignore[arg-type]
 
@@ -162,7 +160,7 @@ async def delete_message(session: AsyncSession, thread_id: str, message_id: str)
 
 
 async def list_messages(
-    session: Statements,
+    session: AsyncSession,
     thread_id: str,
     params: PageParams,
     run_id: str | None = None,

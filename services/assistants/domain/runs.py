@@ -275,6 +275,9 @@ async def submit_tool_outputs(
     details = dict(step.step_details)
     calls = []
     for call in details.get("tool_calls", []):
+        if call.get("type") != "function":
+            calls.append(call)  # answered by the service itself (code_interpreter)
+            continue
         function = {**call["function"], "output": outputs.get(call["id"])}
         calls.append({**call, "function": function})
     details["tool_calls"] = calls

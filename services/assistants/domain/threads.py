@@ -8,7 +8,6 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
-from ..db import Statements
 from ..errors import not_found
 from ..ids import new_id
 from ..schemas.common import dump_optional
@@ -54,7 +53,7 @@ _threads = Thread.__table__.c
 _THREAD_EXISTS = select(_threads.seq).where(_threads.id == bindparam("thread_id"))
 
 
-async def require_thread(session: Statements, thread_id: str) -> None:
+async def require_thread(session: AsyncSession, thread_id: str) -> None:
     """404 unless the thread exists; cheaper than loading it."""
     if await session.scalar(_THREAD_EXISTS, {"thread_id": thread_id}) is None:
         raise not_found("thread", thread_id, "thread_id")

@@ -161,21 +161,45 @@ async def heartbeat(db: Database, worker: str, run_ids: list[str], lease: float)
         return list(cancelling.all())
 
 
-async def _close_open_messages(session: AsyncSession, run_id: str, reason: str) -> None:
-    await session.execute(
-        update(Message)
-        .where(Message.run_id == run_id, Message.status == "in_progress")
-        .values(status="incomplete", incomplete_at=now(), incomplete_details={"reason": reason})
-    )
+async def _end_open_messages(session: AsyncSession, run_id: str, reason: str) -> None:
+    """A dead attempt's open messages. One still empty is the placeholder its start wrote
+    (text is written when a message ends): it goes, with its message_creation step, so a
+    retry leaves one reply, not an empty one beside it. One with text is closed incomplete."""
+    messages = (
+        await session.scalars(
+            select(Message).where(Message.run_id == run_id, Message.status == "in_progress")
+        )
+    ).all()
+    empty = {m.id for m in messages if not m.content}
+    if empty:
+        steps = await session.scalars(
+            select(RunStep).where(
+                RunStep.run_id == run_id,
+                RunStep.type == "message_creation",
+                RunStep.status == "in_progress",
+            )
+        )
+        for step in steps.all():
+            if (step.step_details or {}).get("message_creation", {}).get("message_id") in empty:
+                await session.delete(step)
+    stamp = now()
+    for message in messages:
+        if message.id in empty:
+            await session.delete(message)
+        else:
+            message.status = "incomplete"
+            message.incomplete_at = stamp
+            message.incomplete_details = {"reason": reason}
+    await session.flush()
 
 
 async def recover_lapsed_runs(db: Database, lease: float) -> list[str]:
     """Runs whose worker stopped heartbeating: requeue them once, else end them.
 
-    Whatever the dead worker wrote stays; its half-written message is closed as incomplete.
+    Whatever the dead worker wrote stays, but the empty reply it had just begun.
     """
     at = time.time()
-    recovered: list[str] = []
+    recovered: list[tuple[str, str]] = []
     async with db.write() as session:
         stmt = select(Run).where(
             Run.status.in_(("in_progress", "cancelling")), Run.lease_expires_at < at
@@ -189,13 +213,13 @@ async def recover_lapsed_runs(db: Database, lease: float) -> list[str]:
                     f"The worker executing this run stopped (no heartbeat for {lease:g} s)."
                 ),
             }
+            cancelling = run.status == "cancelling"
+            await _end_open_messages(
+                session, run.id, "run_cancelled" if cancelling else "run_failed"
+            )
             steps = await end_open_steps(session, run.id, "failed")
             for step in steps:
                 step.last_error = error
-            cancelling = run.status == "cancelling"
-            await _close_open_messages(
-                session, run.id, "run_cancelled" if cancelling else "run_failed"
-            )
             if cancelling:
                 mark_cancelled(run)
             elif run.attempts < MAX_ATTEMPTS:
@@ -210,9 +234,11 @@ async def recover_lapsed_runs(db: Database, lease: float) -> list[str]:
                     **error,
                     "message": error["message"] + f" It was attempted {run.attempts} times.",
                 }
-            log.warning("recovered run %s (lease lapsed): now %s", run.id, run.status)
-            recovered.append(run.id)
-    return recovered
+            recovered.append((run.id, run.status))
+    # Said only once the transaction committed: a failed write recovers nothing.
+    for run_id, status in recovered:
+        log.warning("recovered run %s (lease lapsed): now %s", run_id, status)
+    return [run_id for run_id, _ in recovered]
 
 
 async def expire_waiting_runs(db: Database) -> list[str]:

@@ -7,9 +7,10 @@ process holding its stream, so subscribers never need another replica's events.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
+
+from orjson import dumps
 
 __all__ = ["END", "Event", "EventBus", "Subscription", "encode_done", "encode_event", "sse_stream"]
 
@@ -21,8 +22,8 @@ MAX_FRAMES_PER_WRITE = 64
 
 
 def encode_event(name: str, data: Any) -> bytes:
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {name}\ndata: {payload}\n\n".encode()
+    # orjson: a streamed run encodes one event per token; json.dumps took ten times as long.
+    return b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
 def encode_done() -> bytes:

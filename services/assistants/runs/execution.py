@@ -7,6 +7,7 @@ which also writes the empty reply message, then the outcome), never one per toke
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from ..domain.messages import message_object, text_content
 from ..domain.runs import TERMINAL_STATUSES, end_step, mark_cancelled, run_object, step_object
 from ..errors import error_body
 from ..tables import Message, Run, RunStep
-from . import claims
+from . import claims, code_files, code_interpreter
+from .code_interpreter import CodeInterpreter
 from .events import Event, EventBus
 from .objects import add_usage, message_rows, new_step
 from .prompt import PromptTooLong, build_request, run_history, thread_history
@@ -44,6 +46,13 @@ async def _uncancellable(coro: Awaitable[T]) -> T:
     except asyncio.CancelledError:
         await task
         raise
+
+
+class Finished(enum.Enum):
+    FINISHED = "finished"
+
+
+FINISHED = Finished.FINISHED
 
 
 @dataclass
@@ -72,6 +81,7 @@ class RunExecution:
         source: ChunkSource,
         run_id: str,
         started: claims.Started | None = None,
+        code_interpreter: CodeInterpreter | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -80,6 +90,9 @@ class RunExecution:
         self.source = source
         self.run_id = run_id
         self.started = started
+        self.code_interpreter = code_interpreter
+        # What built-in tools keep for the length of the run (runs/code_files.py).
+        self.tool_state: dict[str, Any] = {}
         self.cancel_requested = False
         self._model_task: asyncio.Task[None] | None = None
         self.turn = Turn()
@@ -138,7 +151,11 @@ class RunExecution:
             prompt = build_request(
                 run,
                 thread_history(started.thread_messages),
-                run_history(started.steps, started.own_messages),
+                run_history(
+                    started.steps,
+                    started.own_messages,
+                    code_interpreter.output_chars(self.code_interpreter),
+                ),
                 budget,
             )
         except PromptTooLong:
@@ -147,18 +164,33 @@ class RunExecution:
         if self.cancel_requested:
             await self._finish("cancelled")
             return
-        self._model_task = asyncio.create_task(self._consume(prompt.body))
-        try:
-            await self._model_task
-        except asyncio.CancelledError:
-            if not self.cancel_requested:
-                raise  # the service is stopping; the lease lapses and the run is recovered
-            await self._finish("cancelled")
+        builtin = code_interpreter.enabled(run.tools)
+        if builtin and (problem := await code_interpreter.unavailable(self.code_interpreter)):
+            await self._finish("failed", error=("server_error", problem))
             return
-        except UpstreamFailure as exc:
-            log.warning("run %s failed: %s: %s", self.run_id, exc.code, exc.message)
-            await self._finish("failed", error=(exc.code, exc.message))
-            return
+        body: dict[str, Any] | None = prompt.body
+        if builtin:
+            body = await code_interpreter.prepare(self, prompt.body, started.thread_messages)
+        for round_ in range(code_interpreter.MAX_ROUNDS + 1):
+            assert body is not None
+            if await self._step(self._consume(body)) is FINISHED:
+                return
+            calls = self.turn.calls.calls
+            if not builtin or self.cancel_requested:
+                break
+            if not any(c.name == code_interpreter.NAME for c in calls):
+                break
+            if round_ == code_interpreter.MAX_ROUNDS:
+                limit = f"The model ran code more than {round_} times in one run."
+                await self._finish("failed", error=("server_error", limit))
+                return
+            # The service answers these calls itself, then the model goes on.
+            answered = await self._step(code_interpreter.answer_calls(self, body))
+            if answered is FINISHED:
+                return
+            body = answered  # type: ignore[assignment]
+            if body is None:
+                break  # function calls wait for the caller's outputs
         turn = self.turn
         if self.cancel_requested:
             await self._finish("cancelled")
@@ -168,6 +200,21 @@ class RunExecution:
             await self._finish("incomplete", reason="max_completion_tokens")
         else:
             await self._finish("completed")
+
+    async def _step(self, coro: Awaitable[T]) -> T | Finished:
+        """Await a model turn or tool round as the cancellable task; FINISHED if the run
+        ended meanwhile (cancelled, or the upstream failed)."""
+        self._model_task = asyncio.ensure_future(coro)
+        try:
+            return await self._model_task
+        except asyncio.CancelledError:
+            if not self.cancel_requested:
+                raise  # the service is stopping; the lease lapses and the run is recovered
+            await self._finish("cancelled")
+        except UpstreamFailure as exc:
+            log.warning("run %s failed: %s: %s", self.run_id, exc.code, exc.message)
+            await self._finish("failed", error=(exc.code, exc.message))
+        return FINISHED
 
     async def _report_current_state(self) -> None:
         async with self.db.read() as session:
@@ -246,8 +293,13 @@ class RunExecution:
             turn.tool_step = step
             self.emit("thread.run.step.created", step_object(step))
             self.emit("thread.run.step.in_progress", step_object(step))
+        relay = self.code_interpreter is not None and code_interpreter.enabled(
+            self.run.tools if self.run else None
+        )
         for frag in fragments:
             delta = turn.calls.add(frag)
+            if relay:
+                delta = code_interpreter.relay_delta(turn.calls.calls[delta["index"]], delta)
             step = turn.tool_step
             self.emit(
                 "thread.run.step.delta",
@@ -282,7 +334,8 @@ class RunExecution:
         step = await session.merge(turn.message_step)
         stamp = now()
         text = "".join(turn.text)
-        message.content = [text_content(text)] if text else []
+        parts = code_files.message_parts(self, text)
+        message.content = parts or ([text_content(text)] if text else [])
         message.status = status
         if status == "completed":
             message.completed_at = stamp
@@ -299,7 +352,10 @@ class RunExecution:
             code, message_text = error or ("server_error", "The run failed.")
             step.last_error = {"code": code, "message": message_text}
         turn.message, turn.message_step = message, step
+        shown = [{"index": i, **p} for i, p in enumerate(parts or ()) if p["type"] == "image_file"]
+        delta = {"id": message.id, "object": "thread.message.delta", "delta": {"content": shown}}
         return [
+            *([("thread.message.delta", delta)] if shown else []),
             (f"thread.message.{status}", message_object(message)),
             (f"thread.run.step.{step.status}", step_object(step)),
         ]
@@ -356,7 +412,9 @@ class RunExecution:
                     events.append((f"thread.run.step.{step.status}", step_object(step)))
             if outcome == "requires_action":
                 run.status = "requires_action"
-                calls = [c.as_object(with_output=False) for c in turn.calls.calls]
+                calls = [
+                    c.as_object(with_output=False) for c in turn.calls.calls if c.type == "function"
+                ]
                 run.required_action = {
                     "type": "submit_tool_outputs",
                     "submit_tool_outputs": {"tool_calls": calls},

@@ -20,8 +20,10 @@ from fastapi import FastAPI
 
 from ..config import Settings
 from ..db import Database
+from ..files.storage import LocalFileStorage
 from ..ids import new_id
 from . import claims
+from .code_interpreter import CodeInterpreter
 from .events import EventBus
 from .execution import RunExecution
 from .mock import mock_chunks
@@ -50,6 +52,7 @@ class RunExecutor:
         http: httpx.AsyncClient,
         settings: Settings,
         ready: Callable[[], bool] = lambda: True,
+        file_storage: LocalFileStorage | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -72,6 +75,7 @@ class RunExecutor:
             return stream_chat(http, body, timeouts)
 
         self.source = mock_chunks if settings.use_mock_inference else upstream
+        self.code_interpreter = CodeInterpreter.from_settings(settings, file_storage)
 
     # -- what routes call -----------------------------------------------------------------
 
@@ -88,11 +92,16 @@ class RunExecutor:
             source=self.source,
             run_id=run_id,
             started=started,
+            code_interpreter=self.code_interpreter,
         )
         self.executions[run_id] = execution
         task = asyncio.create_task(self._run(execution), name=f"run-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def can_start(self) -> bool:
+        """Whether this process may start one more run now (ready, below its limit)."""
+        return self.ready() and len(self.executions) < self.settings.max_concurrent_runs
 
     def wake(self) -> None:
         """A run was queued: look for work now rather than at the next poll."""
@@ -119,6 +128,7 @@ class RunExecutor:
         for task in running:
             task.cancel()
         await asyncio.gather(*self._loops, *running, return_exceptions=True)
+        await self.code_interpreter.stop()
         if running:
             try:
                 await claims.release(self.db, self.worker)
@@ -182,7 +192,8 @@ async def start_executor(app: FastAPI) -> Callable[[], Awaitable[None]]:
         db=app.state.db,
         http=app.state.http,
         settings=app.state.settings,
-        ready=lambda: bool(app.state.schema_ready),
+        ready=lambda: bool(app.state.schema_ready) and app.state.db.storage_fault is None,
+        file_storage=getattr(app.state, "file_storage", None),
     )
     app.state.executor = executor
     await executor.start()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..tables import Message, Run, RunStep
+from . import code_interpreter
 
 __all__ = ["PromptTooLong", "build_request", "estimate_tokens", "run_history"]
 
@@ -38,7 +39,9 @@ def thread_history(messages: list[Message]) -> list[dict[str, Any]]:
     return [{"role": m.role, "content": chat_content(m.content or [])} for m in messages]
 
 
-def run_history(steps: list[RunStep], messages: dict[str, Message]) -> list[dict[str, Any]]:
+def run_history(
+    steps: list[RunStep], messages: dict[str, Message], output_chars: int = 20_000
+) -> list[dict[str, Any]]:
     """What this run already produced, in order: its answered tool calls and messages."""
     out: list[dict[str, Any]] = []
     for step in steps:
@@ -48,32 +51,25 @@ def run_history(steps: list[RunStep], messages: dict[str, Message]) -> list[dict
             if message is not None:
                 out.append({"role": "assistant", "content": chat_content(message.content or [])})
         elif step.type == "tool_calls" and step.status == "completed":
-            calls = details.get("tool_calls", [])
-            out.append(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": c["id"],
-                            "type": "function",
-                            "function": {
-                                "name": c["function"]["name"],
-                                "arguments": c["function"]["arguments"],
-                            },
-                        }
-                        for c in calls
-                    ],
-                }
-            )
-            for c in calls:
-                out.append(
-                    {
-                        "role": "tool",
-                        "tool_call_id": c["id"],
-                        "content": c["function"].get("output") or "",
+            chat_calls, results = [], []
+            for c in details.get("tool_calls", []):
+                if c.get("type") == code_interpreter.NAME:
+                    chat_call, output = code_interpreter.history_call(c, output_chars)
+                elif c.get("type") == "function":
+                    function = c["function"]
+                    chat_call = {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": function["name"], "arguments": function["arguments"]},
                     }
-                )
+                    output = function.get("output") or ""
+                else:
+                    continue
+                chat_calls.append(chat_call)
+                results.append({"role": "tool", "tool_call_id": c["id"], "content": output})
+            if chat_calls:
+                out.append({"role": "assistant", "content": None, "tool_calls": chat_calls})
+                out += results
     return out
 
 
@@ -115,8 +111,11 @@ def build_request(
     if run.top_p is not None:
         body["top_p"] = run.top_p
     functions = [t for t in run.tools or [] if t.get("type") == "function"]
-    if functions:
-        body["tools"] = [{"type": "function", "function": t["function"]} for t in functions]
+    tools = [{"type": "function", "function": t["function"]} for t in functions]
+    if code_interpreter.enabled(run.tools):
+        tools.append(code_interpreter.function_tool())
+    if tools:
+        body["tools"] = tools
         body["tool_choice"] = _tool_choice(run.tool_choice)
         body["parallel_tool_calls"] = bool(run.parallel_tool_calls)
     fmt = run.response_format
@@ -132,4 +131,6 @@ def _tool_choice(choice: Any) -> Any:
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function" and choice.get("function"):
         return {"type": "function", "function": {"name": choice["function"]["name"]}}
+    if isinstance(choice, dict) and choice.get("type") == code_interpreter.NAME:
+        return {"type": "function", "function": {"name": code_interpreter.NAME}}
     return "auto"

@@ -20,8 +20,16 @@ class ToolCall:
     id: str
     name: str = ""
     arguments: str = ""
+    # "code_interpreter" for calls the run answers itself (runs/code_interpreter.py).
+    type: str = "function"
+    streamed: str = ""
+    outputs: list[dict[str, Any]] | None = None
+    result: Any = None
 
     def as_object(self, *, with_output: bool) -> dict[str, Any]:
+        if self.type == "code_interpreter":
+            details = {"input": self.streamed, "outputs": self.outputs or []}
+            return {"id": self.id, "type": self.type, "code_interpreter": details}
         function: dict[str, Any] = {"name": self.name, "arguments": self.arguments}
         if with_output:
             function["output"] = None

@@ -6,16 +6,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .common import Metadata, Request, ResponseFormat, ToolResources, Tools
-
-ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+from .common import (
+    MAX_TEXT,
+    Metadata,
+    ReasoningEffort,
+    Request,
+    ResponseFormat,
+    ToolResources,
+    Tools,
+)
 
 
 class AssistantCreate(Request):
     model: str = Field(min_length=1, max_length=256)
     name: str | None = Field(default=None, max_length=256)
     description: str | None = Field(default=None, max_length=512)
-    instructions: str | None = Field(default=None, max_length=256_000)
+    instructions: str | None = Field(default=None, max_length=MAX_TEXT)
     reasoning_effort: ReasoningEffort | None = None
     tools: Tools = Field(default_factory=list)
     tool_resources: ToolResources | None = None
@@ -29,7 +35,7 @@ class AssistantModify(Request):
     model: str | None = Field(default=None, min_length=1, max_length=256)
     name: str | None = Field(default=None, max_length=256)
     description: str | None = Field(default=None, max_length=512)
-    instructions: str | None = Field(default=None, max_length=256_000)
+    instructions: str | None = Field(default=None, max_length=MAX_TEXT)
     reasoning_effort: ReasoningEffort | None = None
     tools: Tools | None = None
     tool_resources: ToolResources | None = None

@@ -11,6 +11,13 @@ T = TypeVar("T")
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
+# OpenAI's limits: a message's text and instructions 256,000 characters, an assistant's
+# tools 128, a run's tools (which override them) 20.
+MAX_TEXT = 256_000
+MAX_ASSISTANT_TOOLS = 128
+MAX_RUN_TOOLS = 20
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
 def _check_metadata(value: dict[str, str]) -> dict[str, str]:
@@ -42,13 +49,14 @@ def _without_nul(value: Any) -> Any:
 
 
 class Request(BaseModel):
-    """Request bodies reject unknown fields, as OpenAI's API does.
+    """Request bodies reject unknown fields, as OpenAI's API does, and take JSON's types as
+    they are (strict): ``true`` is not a number, ``"0.5"`` not a float, ``1`` not a boolean.
 
     They also reject NUL characters anywhere in their text: PostgreSQL cannot store them,
     and one database should not accept what the other refuses.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -78,7 +86,8 @@ class FileSearchTool(Request):
 
 
 Tool = Annotated[FunctionTool | CodeInterpreterTool | FileSearchTool, Field(discriminator="type")]
-Tools = Annotated[list[Tool], Field(max_length=128)]
+Tools = Annotated[list[Tool], Field(max_length=MAX_ASSISTANT_TOOLS)]
+RunTools = Annotated[list[Tool], Field(max_length=MAX_RUN_TOOLS)]
 
 
 class JsonSchemaFormat(Request):
@@ -115,7 +124,7 @@ class CodeInterpreterResources(Request):
 
 class FileSearchResources(Request):
     vector_store_ids: list[str] = Field(default_factory=list, max_length=1)
-    vector_stores: list[dict[str, Any]] | None = None
+    vector_stores: Annotated[list[dict[str, Any]], Field(max_length=1)] | None = None
 
 
 class ToolResources(Request):

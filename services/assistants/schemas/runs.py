@@ -6,7 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from .common import Metadata, Request, ResponseFormat, ToolResources, Tools
+from .common import (
+    MAX_TEXT,
+    Metadata,
+    ReasoningEffort,
+    Request,
+    ResponseFormat,
+    RunTools,
+    ToolResources,
+)
 from .threads import MessageCreate, ThreadCreate
 
 
@@ -22,12 +30,18 @@ class TruncationStrategy(Request):
 
 
 class NamedFunction(Request):
-    name: str
+    name: str = Field(min_length=1, max_length=64)
 
 
 class NamedToolChoice(Request):
     type: Literal["function", "file_search", "code_interpreter"]
     function: NamedFunction | None = None
+
+    @model_validator(mode="after")
+    def _function_named(self) -> NamedToolChoice:
+        if self.type == "function" and self.function is None:
+            raise ValueError("function.name is required when type is 'function'")
+        return self
 
 
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
@@ -37,9 +51,9 @@ class RunParameters(Request):
     """What createRun and createThreadAndRun share."""
 
     assistant_id: str = Field(min_length=1)
-    model: str | None = Field(default=None, max_length=256)
-    instructions: str | None = Field(default=None, max_length=256_000)
-    tools: Tools | None = None
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    instructions: str | None = Field(default=None, max_length=MAX_TEXT)
+    tools: RunTools | None = None
     metadata: Metadata | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -50,11 +64,11 @@ class RunParameters(Request):
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
-    reasoning_effort: str | None = None
+    reasoning_effort: ReasoningEffort | None = None
 
 
 class RunCreate(RunParameters):
-    additional_instructions: str | None = Field(default=None, max_length=256_000)
+    additional_instructions: str | None = Field(default=None, max_length=MAX_TEXT)
     additional_messages: Annotated[list[MessageCreate], Field(max_length=32)] | None = None
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from .common import Metadata, Request, ToolResources
+from .common import MAX_TEXT, Metadata, Request, ToolResources
 
 
 class TextPart(Request):
     type: Literal["text"]
-    text: str
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
 
 
 class ImageUrl(Request):
@@ -44,9 +44,24 @@ class Attachment(Request):
 
 class MessageCreate(Request):
     role: Literal["user", "assistant"]
-    content: str | Annotated[list[ContentPart], Field(min_length=1)]
+    content: (
+        Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+        | Annotated[list[ContentPart], Field(min_length=1)]
+    )
     attachments: list[Attachment] | None = None
     metadata: Metadata | None = None
+
+    @field_validator("content", mode="after")
+    @classmethod
+    def _text_within_limit(cls, content: str | list[Any]) -> str | list[Any]:
+        # The limit is on the message's text, however many parts carry it.
+        if isinstance(content, list):
+            total = sum(len(p.text) for p in content if isinstance(p, TextPart))
+            if total > MAX_TEXT:
+                raise ValueError(
+                    f"the text of a message is at most {MAX_TEXT} characters (got {total})"
+                )
+        return content
 
 
 class MessageModify(Request):

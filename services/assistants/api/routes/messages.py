@@ -20,31 +20,30 @@ from ..responses import json_response
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"], route_class=JSONRoute)
 
 
-# The two busiest operations, as plain functions: the routes below and the fast lane
-# (``api/fastlane.py``) both answer with them.
+# The two busiest operations, as plain functions the routes below call.
 
 
 async def create(db: Database, thread_id: str, body: MessageCreate) -> dict[str, Any]:
     """404 for an unknown thread, 400 while a run is active on it, else the new message."""
-    async with db.write_core() as conn:
-        await domain.ensure_can_add_message(conn, thread_id)
-        return await domain.add_message(conn, thread_id, body)
+    async with db.write() as session:
+        await domain.ensure_can_add_message(session, thread_id)
+        return await domain.add_message(session, thread_id, body)
 
 
 async def page(
     db: Database, thread_id: str, params: PageParams, run_id: str | None
 ) -> dict[str, Any]:
     """A page of the thread's messages; 404 for an unknown thread."""
-    async with db.read_core() as conn:
+    async with db.read() as session:
         try:
-            listed = await domain.list_messages(conn, thread_id, params, run_id)
+            listed = await domain.list_messages(session, thread_id, params, run_id)
         except InvalidRequest:
-            await require_thread(conn, thread_id)  # an unknown thread is a 404 first
+            await require_thread(session, thread_id)  # an unknown thread is a 404 first
             raise
         if not listed["data"]:
             # Messages exist only in threads that exist: the check costs a query only when
             # the page is empty.
-            await require_thread(conn, thread_id)
+            await require_thread(session, thread_id)
     return listed
 
 

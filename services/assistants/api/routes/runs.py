@@ -49,6 +49,18 @@ def _stream(
     )
 
 
+def _begin(
+    executor: RunExecutor, run_id: str, created: list[Event], started: Started | None
+) -> Any:
+    """A created run, not streamed: executed here when started, else left to the claim
+    loop. Answered as it was created (queued), as OpenAI answers."""
+    if started is not None:
+        executor.execute_now(run_id, started)
+    else:
+        executor.wake()
+    return created[0][1]
+
+
 async def _create_run(
     session: AsyncSession,
     executor: RunExecutor,
@@ -56,17 +68,19 @@ async def _create_run(
     body: RunCreate | ThreadAndRunCreate,
     settings: Settings,
 ) -> tuple[Run, list[Event], Started | None]:
-    """Create a run; start it at once when streamed. Returns the run, its creation events
-    (as it was when queued) and, when streamed, what its execution needs."""
+    """Create a run and, when streamed or when this process has room for it, start it in
+    the same transaction. Returns the run, its creation events (as it was when queued) and,
+    when started, what its execution needs."""
     row = await domain.create_run(
         session, thread_id, body, expiry_seconds=settings.run_expiry_seconds
     )
     queued = domain.run_object(row)
     created: list[Event] = [("thread.run.created", queued), ("thread.run.queued", queued)]
-    if not body.stream:
-        return row, created, None
-    # A streamed run starts in the transaction that creates it: its events flow from this
-    # process, and the first token comes one database round trip sooner.
+    if not body.stream and not executor.can_start():
+        return row, created, None  # the claim loop (of any replica) takes it
+    # Started in the transaction that creates it: a streamed run's events flow from this
+    # process, and any run skips the claim loop's wake-up, read and two writes (on SQLite
+    # each write waits its turn) before its first token.
     started = await start_created_run(session, row, executor.worker, settings.run_lease_seconds)
     return row, created, started
 
@@ -84,8 +98,7 @@ async def create_thread_and_run(
         prelude = [("thread.created", thread_object(thread)), *created]
     if body.stream:
         return _stream(executor, row.id, prelude, started)
-    executor.wake()
-    return domain.run_object(row)
+    return _begin(executor, row.id, created, started)
 
 
 @router.post("/{thread_id}/runs", response_model=RunObject)
@@ -102,8 +115,7 @@ async def create_run(
         row, prelude, started = await _create_run(session, executor, thread_id, body, settings)
     if body.stream:
         return _stream(executor, row.id, prelude, started)
-    executor.wake()
-    return domain.run_object(row)
+    return _begin(executor, row.id, prelude, started)
 
 
 @router.get("/{thread_id}/runs", response_model=ListResponse[RunObject])
