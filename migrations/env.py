@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from services.assistants.config import ConfigError, Settings
+from services.assistants.responses import tables as _responses_tables  # noqa: F401
 from services.assistants.tables import Base
 
 config = context.config

@@ -12,7 +12,16 @@ from fastapi import Depends, FastAPI
 from . import __version__
 from .api.deps import refresh_schema_state, require_access
 from .api.limits import RequestGuard, body_limits
-from .api.routes import assistants, files, messages, runs, threads, vector_stores
+from .api.routes import (
+    assistants,
+    conversations,
+    files,
+    messages,
+    responses,
+    runs,
+    threads,
+    vector_stores,
+)
 from .config import Settings
 from .db import Database
 from .errors import install_error_handlers
@@ -21,6 +30,7 @@ from .health import router as health_router
 from .health import start_storage_watch
 from .ingestion.worker import start_ingestion
 from .playground import router as playground_router
+from .responses.worker import start_responses
 from .runs.executor import start_executor
 from .vector_stores.index import VectorCache
 
@@ -30,6 +40,7 @@ log = logging.getLogger("services.assistants")
 # returns an async stop function called at shutdown.
 Worker = Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]]
 WORKERS: list[Worker] = [start_storage_watch, start_executor, start_ingestion]
+WORKERS: list[Worker] = [start_storage_watch, start_executor, start_responses]
 
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
@@ -80,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(require_access)]
     # Routes are matched in order: messages, the busiest, first; runs before threads, so
     # POST /threads/runs wins over POST /threads/{thread_id}.
-    for module in (messages, runs, assistants, threads, files, vector_stores):
+    for module in (
+        messages, runs, assistants, threads, files, vector_stores, responses, conversations
+    ):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)
     app.include_router(playground_router)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=5.0, gt=0)
     upstream_first_token_timeout: float = Field(default=120.0, gt=0)
     upstream_idle_timeout: float = Field(default=60.0, gt=0)
+    # The context window Responses fit their input into (estimated tokens): over it, a
+    # response with truncation "auto" drops its oldest items, one with "disabled" is a 400.
+    responses_context_tokens: int = Field(default=32768, ge=256)
     # Uploaded files' bytes; empty means ``files`` beside a SQLite database, else data/files.
     files_dir: str = ""
     # The largest upload POST /v1/files takes, enforced while the body is read.

@@ -20,6 +20,7 @@ MODEL = "qwen2.5-coder:7b"
 SCRIPT = {
     "models": [MODEL, "nomic-embed-text"],
     "responses": [
+        {"match": "[json]", "text": '{"greeting": "Bonjour"}', "chunks": 3, "repeat": True},
         {"match": "[text]", "text": "Bonjour tout le monde", "chunks": 5, "repeat": True},
         {
             "match": "[tools]",
@@ -184,7 +185,7 @@ def test_request_translated_to_native_api(stack: tuple[Any, Sovereign]) -> None:
             ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "-3 C"},
-        {"role": "user", "content": "and now? [text] translate-me"},
+        {"role": "user", "content": "and now? [json] translate-me"},
     ]
     body = {
         "model": "gpt-4o",
@@ -199,7 +200,8 @@ def test_request_translated_to_native_api(stack: tuple[Any, Sovereign]) -> None:
     }
     assert httpx.post(sovereign.base_url + "/chat/completions", json=body).status_code == 200
     sent = [r for r in up.chat_requests() if "translate-me" in json.dumps(r["body"])][-1]["body"]
-    assert sent["model"] == MODEL and sent["stream"] is True
+    # A structured answer (response_format) is generated whole and checked before it streams.
+    assert sent["model"] == MODEL and sent["stream"] is False
     assert sent["keep_alive"] == "10m"
     assert sent["options"] == {
         "temperature": 0.1,

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from fastapi import FastAPI
@@ -30,9 +30,19 @@ from .file_search import FileSearch
 from .mock import mock_chunks
 from .upstream import Timeouts, stream_chat
 
-__all__ = ["RunExecutor", "start_executor"]
+__all__ = ["Companion", "RunExecutor", "start_executor"]
 
 log = logging.getLogger(__name__)
+
+
+class Companion(Protocol):
+    """Other work the executor's loops claim and maintain (background responses)."""
+
+    def busy(self) -> int: ...
+
+    async def claim(self, free: int) -> None: ...
+
+    async def maintain(self) -> None: ...
 
 
 class RunExecutor:
@@ -56,6 +66,7 @@ class RunExecutor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        self.companions: list[Companion] = []
         timeouts = Timeouts(
             connect=settings.upstream_connect_timeout,
             first_token=settings.upstream_first_token_timeout,
@@ -143,10 +154,16 @@ class RunExecutor:
         while True:
             self._wake.clear()
             free = self.settings.max_concurrent_runs - len(self.executions)
+            free -= sum(c.busy() for c in self.companions)
             if free > 0 and self.ready():
                 try:
                     for run_id in await claims.claim_queued(self.db, self.worker, free, self.lease):
                         self.execute_now(run_id)
+                    for companion in self.companions:
+                        free = self.settings.max_concurrent_runs - len(self.executions)
+                        free -= sum(c.busy() for c in self.companions)
+                        if free > 0:
+                            await companion.claim(free)
                 except Exception as exc:
                     log.warning("claiming runs failed: %s: %s", type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
@@ -167,6 +184,8 @@ class RunExecutor:
                 if await claims.recover_lapsed_runs(self.db, self.lease):
                     self.wake()
                 await claims.expire_waiting_runs(self.db)
+                for companion in self.companions:
+                    await companion.maintain()
             except Exception as exc:
                 log.warning("run maintenance failed: %s: %s", type(exc).__name__, exc)
 

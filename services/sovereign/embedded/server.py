@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.sovereign.embedded.embedder import DIMENSIONS, EMBEDDING_MODEL_ID, Embedder
+from services.sovereign.embedded.grammar import constrain, tool_call_message
 from services.sovereign.embedded.prompt import STOP, PromptError, render_prompt
 from services.sovereign.embedded.runner import LlamaRunner
 from services.sovereign.embeddings import base64_floats
@@ -142,17 +143,14 @@ def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
             return unavailable
         body = await _json(request)
         check_chat_request(body)
-        choice = body.get("tool_choice")
-        if body.get("tools") and (choice == "required" or isinstance(choice, dict)):
-            raise BadRequest(
-                f"{MODEL_ID} cannot call tools, so tool_choice {json.dumps(choice)} cannot be met",
-                param="tool_choice",
-            )
+        params = _params(body, runner.n_ctx)
+        # response_format and tools constrain decoding to a grammar (embedded/grammar.py), so
+        # a forced call, too, is one the model can make.
+        constraint, messages = constrain(body, body["messages"], params, runner.n_ctx)
         try:
-            prompt = render_prompt(body["messages"])
+            prompt = render_prompt(messages)
         except PromptError as exc:
             raise BadRequest(str(exc), param=exc.param) from exc
-        params = _params(body, runner.n_ctx)
         model = body.get("model") or MODEL_ID
         # Checked up front so a stream, too, gets a 400 instead of a broken stream.
         prompt_tokens = await runner.count_tokens(prompt)
@@ -162,7 +160,8 @@ def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
                 code="context_length_exceeded",
                 param="messages",
             )
-        if body.get("stream"):
+        calls = constraint is not None and constraint.mode != "json"
+        if body.get("stream") and not calls:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             frames = _stream(runner, prompt, prompt_tokens, params, model, include_usage)
             return StreamingResponse(frames, media_type="text/event-stream")
@@ -170,27 +169,32 @@ def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
             result = await runner.complete(prompt, params)
         except ValueError as exc:  # llama.cpp's "Requested tokens exceed context window"
             raise BadRequest(str(exc), code="context_length_exceeded") from exc
-        return JSONResponse(
-            {
-                "id": "chatcmpl-" + secrets.token_hex(12),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": result.text.strip()},
-                        "logprobs": None,
-                        "finish_reason": result.finish_reason,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": result.prompt_tokens,
-                    "completion_tokens": result.completion_tokens,
-                    "total_tokens": result.prompt_tokens + result.completion_tokens,
-                },
-            }
-        )
+        text = result.text.strip()
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        finish = result.finish_reason
+        if calls and (call := tool_call_message(text, body, "call_" + secrets.token_hex(12))):
+            message, finish = call, "tool_calls"
+        completion = {
+            "id": "chatcmpl-" + secrets.token_hex(12),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            ],
+            "usage": {
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "total_tokens": result.prompt_tokens + result.completion_tokens,
+            },
+        }
+        if body.get("stream"):
+            # A call is known only once it is whole: generated first, then sent as a stream.
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return StreamingResponse(
+                _replay(completion, include_usage), media_type="text/event-stream"
+            )
+        return JSONResponse(completion)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
@@ -286,4 +290,20 @@ async def _stream(
             "total_tokens": prompt_tokens + completion_tokens,
         }
         yield _sse({**head, "choices": [], "usage": usage})
+    yield b"data: [DONE]\n\n"
+
+
+async def _replay(completion: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
+    """A finished completion as the chunks of a stream."""
+    head = {k: completion[k] for k in ("id", "created", "model")}
+    head["object"] = "chat.completion.chunk"
+    choice = completion["choices"][0]
+    message = choice["message"]
+    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(message["tool_calls"])]
+    for d, finish in ((delta, None), ({}, choice["finish_reason"])):
+        yield _sse({**head, "choices": [{"index": 0, "delta": d, "finish_reason": finish}]})
+    if include_usage:
+        yield _sse({**head, "choices": [], "usage": completion["usage"]})
     yield b"data: [DONE]\n\n"

@@ -10,6 +10,7 @@ from services.sovereign.deps import RouterDep
 from services.sovereign.disconnect import until_disconnected
 from services.sovereign.routes.bodies import json_response, read_body
 from services.sovereign.validation import check_chat_request
+from services.sovereign.structured import needs_checking, structured_complete, structured_stream
 
 __all__ = ["router"]
 
@@ -21,9 +22,13 @@ async def create_chat_completion(request: Request, routes: RouterDep) -> Respons
     body = await read_body(request, check_chat_request)
     route = routes.resolve(body["model"])
     headers = {"x-sovereign-backend": route.backend.name}
+    # A JSON schema or strict tools: answered whole and checked (structured.py).
+    checked = needs_checking(body)
     if body.get("stream"):
-        frames = await until_disconnected(request, stream_chat(route, body))
+        start = structured_stream if checked else stream_chat
+        frames = await until_disconnected(request, start(route, body))
         headers |= {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
-    result = await until_disconnected(request, complete_chat(route, body))
+    complete = structured_complete if checked else complete_chat
+    result = await until_disconnected(request, complete(route, body))
     return json_response(result, headers=headers)

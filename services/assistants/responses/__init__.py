@@ -1,0 +1,1 @@
+"""The Responses and Conversations APIs over the assistants store and run executor."""
