@@ -92,7 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routes are matched in order: messages, the busiest, first; runs before threads, so
     # POST /threads/runs wins over POST /threads/{thread_id}.
     for module in (
-        messages, runs, assistants, threads, files, vector_stores, responses, conversations
+        messages,
+        runs,
+        assistants,
+        threads,
+        files,
+        vector_stores,
+        responses,
+        conversations,
     ):
         app.include_router(module.router, prefix="/v1", dependencies=guarded)
     app.include_router(health_router)

@@ -9,8 +9,8 @@ from services.sovereign.chat import complete_chat, stream_chat
 from services.sovereign.deps import RouterDep
 from services.sovereign.disconnect import until_disconnected
 from services.sovereign.routes.bodies import json_response, read_body
-from services.sovereign.validation import check_chat_request
 from services.sovereign.structured import needs_checking, structured_complete, structured_stream
+from services.sovereign.validation import check_chat_request
 
 __all__ = ["router"]
 
