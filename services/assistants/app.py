@@ -39,8 +39,7 @@ log = logging.getLogger("services.assistants")
 # Background workers (the run executor) register here: each gets the app at start-up and
 # returns an async stop function called at shutdown.
 Worker = Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]]
-WORKERS: list[Worker] = [start_storage_watch, start_executor, start_ingestion]
-WORKERS: list[Worker] = [start_storage_watch, start_executor, start_responses]
+WORKERS: list[Worker] = [start_storage_watch, start_executor, start_ingestion, start_responses]
 
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
