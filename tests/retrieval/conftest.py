@@ -14,7 +14,7 @@ import pytest
 from tests.fakes.openai_upstream import run_openai_upstream
 from tests.fakes.process import FakeUpstream
 from tests.support.openapi import ConformanceLog, conformance_hook
-from tests.support.processes import ServiceProcess, run_assistants
+from tests.support.processes import ServiceProcess, run_module_assistants
 
 EMBEDDING_DIMS = 256
 BASE_ENV = {
@@ -40,13 +40,9 @@ def service(
     upstream: FakeUpstream,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServiceProcess]:
-    env = {
-        **BASE_ENV,
-        "SOVEREIGN_PLAYGROUND_URL": upstream.url,
-        **getattr(request.module, "SERVICE_ENV", {}),
-    }
-    log = tmp_path_factory.mktemp("logs") / "assistants.log"
-    with run_assistants(database_url, log, env=env) as running:
+    with run_module_assistants(
+        request, database_url, upstream.url, tmp_path_factory, BASE_ENV
+    ) as running:
         yield running
 
 

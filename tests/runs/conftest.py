@@ -16,7 +16,7 @@ import pytest
 
 from tests.fakes.openai_upstream import run_openai_upstream
 from tests.fakes.process import FakeUpstream
-from tests.support.processes import ServiceProcess, run_assistants
+from tests.support.processes import ServiceProcess, run_module_assistants
 
 # Limits for tests that expect runs to succeed: generous, so a busy machine cannot fail them.
 BASE_ENV = {
@@ -50,13 +50,9 @@ def runs_service(
     upstream: FakeUpstream,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServiceProcess]:
-    env = {
-        **BASE_ENV,
-        "SOVEREIGN_PLAYGROUND_URL": upstream.url,
-        **getattr(request.module, "SERVICE_ENV", {}),
-    }
-    log = tmp_path_factory.mktemp("logs") / "assistants.log"
-    with run_assistants(database_url, log, env=env) as service:
+    with run_module_assistants(
+        request, database_url, upstream.url, tmp_path_factory, BASE_ENV
+    ) as service:
         yield service
 
 

@@ -122,6 +122,26 @@ def run_assistants(
         service.stop()
 
 
+@contextmanager
+def run_module_assistants(
+    request: Any,
+    database_url: str,
+    upstream_url: str,
+    tmp_path_factory: Any,
+    base_env: dict[str, str],
+) -> Iterator[ServiceProcess]:
+    """The service for one test module, pointed at its upstream: ``base_env`` first, then
+    the module's own ``SERVICE_ENV`` (a pytest ``request`` and ``tmp_path_factory``)."""
+    env = {
+        **base_env,
+        "SOVEREIGN_PLAYGROUND_URL": upstream_url,
+        **getattr(request.module, "SERVICE_ENV", {}),
+    }
+    log = tmp_path_factory.mktemp("logs") / "assistants.log"
+    with run_assistants(database_url, log, env=env) as service:
+        yield service
+
+
 def start_assistants(
     database_url: str,
     log_path: Path,
