@@ -117,7 +117,12 @@ def schema_names() -> list[str]:
 
 def assert_matches(schema_name: str, payload: Any) -> None:
     """Raise ``SchemaMismatch`` naming the first problem unless ``payload`` fits the schema."""
-    errors = list(_validator(schema_name).iter_errors(payload))
+    check_with(_validator(schema_name), schema_name, payload)
+
+
+def check_with(validator: Draft202012Validator, schema_name: str, payload: Any) -> None:
+    """``assert_matches`` for any reference document's validator."""
+    errors = list(validator.iter_errors(payload))
     if errors:
         error = best_match(errors)
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
@@ -127,10 +132,13 @@ def assert_matches(schema_name: str, payload: Any) -> None:
         )
 
 
-@cache
-def _operations() -> list[tuple[str, re.Pattern[str], dict[str, Any]]]:
+Operation = tuple[str, re.Pattern[str], dict[str, Any]]
+
+
+def operations_of(document: dict[str, Any]) -> list[Operation]:
+    """A document's operations as (method, path pattern, operation), literal paths first."""
     operations = []
-    for template, item in _document()["paths"].items():
+    for template, item in document["paths"].items():
         pattern = re.compile("^" + re.sub(r"\{[^/}]+\}", "[^/]+", template) + "$")
         for method, operation in item.items():
             if isinstance(operation, dict) and "responses" in operation:
@@ -140,14 +148,19 @@ def _operations() -> list[tuple[str, re.Pattern[str], dict[str, Any]]]:
     return operations
 
 
-def response_schema_name(method: str, path: str, status: int) -> str | None:
-    """The reference schema for a response, or None when the document has none for it.
+@cache
+def _operations() -> list[Operation]:
+    return operations_of(_document())
+
+
+def schema_name_in(operations: list[Operation], method: str, path: str, status: int) -> str | None:
+    """The schema a document names for a response, or None when it names none.
 
     ``path`` may carry the ``/v1`` prefix. Failures (4xx and 5xx) are ``ErrorResponse``
     on every operation: OpenAI's error shape, listed or not.
     """
     path = path.removeprefix("/v1") or "/"
-    for op_method, pattern, operation in _operations():
+    for op_method, pattern, operation in operations:
         if op_method != method.upper() or not pattern.match(path):
             continue
         if status >= 400:
@@ -158,6 +171,11 @@ def response_schema_name(method: str, path: str, status: int) -> str | None:
             return schema["$ref"].rsplit("/", 1)[-1]
         return None
     return None
+
+
+def response_schema_name(method: str, path: str, status: int) -> str | None:
+    """The assistants reference's schema for a response (see ``schema_name_in``)."""
+    return schema_name_in(_operations(), method, path, status)
 
 
 def assert_response_conforms(response: httpx.Response) -> str | None:

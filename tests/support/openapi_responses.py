@@ -15,10 +15,15 @@ from typing import Any
 
 import httpx
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from tests.support.openapi import REFERENCE as ASSISTANTS_REFERENCE
-from tests.support.openapi import SchemaMismatch, _nullable_to_json_schema
+from tests.support.openapi import (
+    Operation,
+    _nullable_to_json_schema,
+    check_with,
+    operations_of,
+    schema_name_in,
+)
 
 __all__ = ["Checked", "assert_event", "assert_matches", "conformance_hook"]
 
@@ -51,13 +56,7 @@ def _validator(name: str) -> Draft202012Validator:
 
 
 def assert_matches(name: str, payload: Any) -> None:
-    errors = list(_validator(name).iter_errors(payload))
-    if errors:
-        error = best_match(errors)
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise SchemaMismatch(
-            f"{name} mismatch at {where}: {error.message}\npayload: {json.dumps(payload)[:2000]}"
-        )
+    check_with(_validator(name), name, payload)
 
 
 def _event_schema(event_type: str) -> str:
@@ -80,28 +79,12 @@ def assert_event(data: dict[str, Any]) -> str:
 
 
 @cache
-def _operations() -> list[tuple[str, re.Pattern[str], dict[str, Any]]]:
-    out = []
-    for template, item in _document()["paths"].items():
-        pattern = re.compile("^" + re.sub(r"\{[^/}]+\}", "[^/]+", template) + "$")
-        for method, operation in item.items():
-            if isinstance(operation, dict) and "responses" in operation:
-                out.append((method.upper(), pattern, operation))
-    out.sort(key=lambda op: op[1].pattern.count("[^/]+"))
-    return out
+def _operations() -> list[Operation]:
+    return operations_of(_document())
 
 
 def schema_for(method: str, path: str, status: int) -> str | None:
-    path = path.removeprefix("/v1") or "/"
-    for op_method, pattern, operation in _operations():
-        if op_method != method.upper() or not pattern.match(path):
-            continue
-        if status >= 400:
-            return "ErrorResponse"
-        response = operation["responses"].get(str(status)) or {}
-        schema = response.get("content", {}).get("application/json", {}).get("schema") or {}
-        return schema["$ref"].rsplit("/", 1)[-1] if "$ref" in schema else None
-    return None
+    return schema_name_in(_operations(), method, path, status)
 
 
 class Checked:
