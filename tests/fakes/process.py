@@ -60,6 +60,10 @@ class FakeUpstream:
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests() if r["path"].endswith(("/chat/completions", "/chat"))]
 
+    def asked(self, word: str) -> int:
+        """How many chat requests had ``word`` in their last message."""
+        return sum(1 for r in self.chat_requests() if word in str(r["body"]["messages"][-1]))
+
     def wait_for(self, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Poll /_requests until predicate(requests) holds; returns the last list seen."""
         deadline = time.monotonic() + timeout

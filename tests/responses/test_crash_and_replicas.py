@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import openai
 import psycopg
 import pytest
 
@@ -18,7 +17,14 @@ from tests.fakes.openai_upstream import run_openai_upstream
 from tests.fakes.process import FakeUpstream
 from tests.runs.conftest import BASE_ENV
 from tests.support.databases import fresh_postgres
-from tests.support.processes import ServiceProcess, migrate, start_assistants, wait_until
+from tests.support.processes import (
+    Launch,
+    ServiceProcess,
+    migrate,
+    relaunching,
+    start_assistants,
+    wait_until,
+)
 
 SLOW = {"chunks": 40, "tokens_per_s": 8}
 SCRIPT = [
@@ -26,31 +32,14 @@ SCRIPT = [
     {"match": "survivor", "text": "Recovered in the background."},
     {"match": "foreground", "text": "y " * 40, **SLOW},
 ]
-Launch = Callable[..., tuple[ServiceProcess, openai.OpenAI]]
 
 
 @pytest.fixture
 def launch(database_url: str, upstream: FakeUpstream, tmp_path: Path) -> Iterator[Launch]:
-    migrate(database_url)
-    started: list[ServiceProcess] = []
-
-    def start(**env: str) -> tuple[ServiceProcess, openai.OpenAI]:
-        service = start_assistants(
-            database_url,
-            tmp_path / f"assistants-{len(started)}.log",
-            env={**BASE_ENV, "SOVEREIGN_PLAYGROUND_URL": upstream.url, **env},
-        )
-        started.append(service)
-        sdk = openai.OpenAI(base_url=f"{service.base_url}/v1", api_key="test-key", max_retries=0)
-        return service, sdk
-
-    yield start
-    for service in started:
-        service.stop()
-
-
-def asked(upstream: FakeUpstream, word: str) -> int:
-    return sum(1 for r in upstream.chat_requests() if word in str(r["body"]["messages"][-1]))
+    """Start the service (again) against the module's database; every process is stopped."""
+    env = {**BASE_ENV, "SOVEREIGN_PLAYGROUND_URL": upstream.url}
+    with relaunching(database_url, tmp_path, env) as start:
+        yield start
 
 
 def test_kill_mid_response_then_restart(launch: Launch, upstream: FakeUpstream) -> None:
@@ -61,7 +50,7 @@ def test_kill_mid_response_then_restart(launch: Launch, upstream: FakeUpstream) 
     first = next(events)
     assert first.type == "response.created"
     foreground_id = first.response.id
-    wait_until(lambda: asked(upstream, "survivor") == 1 and asked(upstream, "foreground") == 1)
+    wait_until(lambda: upstream.asked("survivor") == 1 and upstream.asked("foreground") == 1)
     wait_until(lambda: sdk.responses.retrieve(background.id).status == "in_progress")
     service.kill()
     stream.close()
@@ -77,7 +66,7 @@ def test_kill_mid_response_then_restart(launch: Launch, upstream: FakeUpstream) 
     )
     assert done.status == "completed", done.error
     assert done.output_text == "Recovered in the background."
-    assert asked(upstream, "survivor") == 2
+    assert upstream.asked("survivor") == 2
     # Nobody waits for the foreground one any more: it fails, it does not hang.
     lost = wait_until(
         lambda: (r := sdk.responses.retrieve(foreground_id)).status != "in_progress" and r,
@@ -85,7 +74,7 @@ def test_kill_mid_response_then_restart(launch: Launch, upstream: FakeUpstream) 
     )
     assert lost.status == "failed"
     assert lost.error.code == "server_error" and "stopped" in lost.error.message
-    assert asked(upstream, "foreground") == 1
+    assert upstream.asked("foreground") == 1
 
 
 JOBS = 30

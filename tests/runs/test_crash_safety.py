@@ -6,7 +6,7 @@ still expire after restarts. SQLite and PostgreSQL.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -14,7 +14,11 @@ import pytest
 
 from tests.fakes.process import FakeUpstream
 from tests.runs.conftest import BASE_ENV, WEATHER_TOOL
-from tests.support.processes import ServiceProcess, migrate, start_assistants, wait_until
+from tests.support.processes import (
+    Launch,
+    relaunching,
+    wait_until,
+)
 
 SLOW = {"chunks": 40, "tokens_per_s": 8}
 SCRIPT = [
@@ -28,30 +32,11 @@ SCRIPT = [
 
 
 @pytest.fixture
-def launch(
-    database_url: str, upstream: FakeUpstream, tmp_path: Path
-) -> Iterator[Callable[..., tuple[ServiceProcess, openai.OpenAI]]]:
+def launch(database_url: str, upstream: FakeUpstream, tmp_path: Path) -> Iterator[Launch]:
     """Start the service (again) against the module's database; every process is stopped."""
-    migrate(database_url)
-    started: list[ServiceProcess] = []
-
-    def start(**env: str) -> tuple[ServiceProcess, openai.OpenAI]:
-        service = start_assistants(
-            database_url,
-            tmp_path / f"assistants-{len(started)}.log",
-            env={**BASE_ENV, "SOVEREIGN_PLAYGROUND_URL": upstream.url, **env},
-        )
-        started.append(service)
-        sdk = openai.OpenAI(base_url=f"{service.base_url}/v1", api_key="test-key", max_retries=0)
-        return service, sdk
-
-    yield start
-    for service in started:
-        service.stop()
-
-
-def requests_for(upstream: FakeUpstream, word: str) -> int:
-    return sum(1 for r in upstream.chat_requests() if word in str(r["body"]["messages"][-1]))
+    env = {**BASE_ENV, "SOVEREIGN_PLAYGROUND_URL": upstream.url}
+    with relaunching(database_url, tmp_path, env) as start:
+        yield start
 
 
 def writing(sdk: openai.OpenAI, thread_id: str) -> bool:
@@ -67,7 +52,7 @@ def assert_steps_name_existing_messages(sdk: openai.OpenAI, thread_id: str, run_
 
 
 def test_kill_mid_run_then_restart_recovers_every_run(
-    launch: Callable[..., tuple[ServiceProcess, openai.OpenAI]], upstream: FakeUpstream
+    launch: Launch, upstream: FakeUpstream
 ) -> None:
     service, sdk = launch()
     assistant = sdk.beta.assistants.create(model="fake-model")
@@ -83,8 +68,8 @@ def test_kill_mid_run_then_restart_recovers_every_run(
     # Both runs are mid-answer: the upstream was asked and the reply message exists.
     wait_until(
         lambda: (
-            requests_for(upstream, "retried") == 1
-            and requests_for(upstream, "doomed") == 1
+            upstream.asked("retried") == 1
+            and upstream.asked("doomed") == 1
             and writing(sdk, first.id)
             and writing(sdk, second.id)
         )
@@ -106,8 +91,8 @@ def test_kill_mid_run_then_restart_recovers_every_run(
     ]
     assert [m.id for m in messages if m.run_id == retried.id] == [messages[3].id]
     assert_steps_name_existing_messages(sdk, first.id, retried.id)
-    assert requests_for(upstream, "retried") == 2
-    wait_until(lambda: requests_for(upstream, "doomed") == 2)
+    assert upstream.asked("retried") == 2
+    wait_until(lambda: upstream.asked("doomed") == 2)
     wait_until(lambda: writing(sdk, second.id))
     service.kill()
 
@@ -127,7 +112,7 @@ def test_kill_mid_run_then_restart_recovers_every_run(
 
 
 def test_requires_action_expires_after_a_restart(
-    launch: Callable[..., tuple[ServiceProcess, openai.OpenAI]],
+    launch: Launch,
 ) -> None:
     service, sdk = launch(RUN_EXPIRY_SECONDS="2")
     assistant = sdk.beta.assistants.create(model="fake-model", tools=[WEATHER_TOOL])

@@ -142,6 +142,32 @@ def run_module_assistants(
         yield service
 
 
+Launch = Callable[..., tuple[ServiceProcess, Any]]
+
+
+@contextmanager
+def relaunching(database_url: str, log_dir: Path, env: dict[str, str]) -> Iterator[Launch]:
+    """``start(**more_env)`` starts the service (again) on the migrated database and returns
+    it with an SDK client; every process started is stopped at the end."""
+    import openai
+
+    migrate(database_url)
+    started: list[ServiceProcess] = []
+
+    def start(**more_env: str) -> tuple[ServiceProcess, Any]:
+        log = log_dir / f"assistants-{len(started)}.log"
+        service = start_assistants(database_url, log, env={**env, **more_env})
+        started.append(service)
+        sdk = openai.OpenAI(base_url=f"{service.base_url}/v1", api_key="test-key", max_retries=0)
+        return service, sdk
+
+    try:
+        yield start
+    finally:
+        for service in started:
+            service.stop()
+
+
 def start_assistants(
     database_url: str,
     log_path: Path,
