@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(default=5.0, gt=0)
     upstream_first_token_timeout: float = Field(default=120.0, gt=0)
     upstream_idle_timeout: float = Field(default=60.0, gt=0)
+    # How long a run waits for an upstream that is away (restarting, failing over, loading
+    # its model) before it fails; 0 fails at once.
+    upstream_retry_seconds: float = Field(default=60.0, ge=0)
     # The context window Responses fit their input into (estimated tokens): over it, a
     # response with truncation "auto" drops its oldest items, one with "disabled" is a 400.
     responses_context_tokens: int = Field(default=32768, ge=256)

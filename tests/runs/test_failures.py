@@ -37,7 +37,16 @@ SCRIPT = [
     {"match": "truncated", "text": "a b c d", "chunks": 4, "truncate_after": 3},
     {"match": "dropped", "text": "a b c d", "chunks": 4, "drop_after": 2},
     {"match": "midstream", "text": "a b c d", "chunks": 4, "error_after": 2},
-    {"match": "streamfail", "status": 503},
+    {"match": "streamfail", "status": 500},
+    # away, then back: what a stack failing over or a model loading looks like
+    {"match": "comeback", "status": 503, "error": {"message": "model loading"}},
+    {
+        "match": "comeback",
+        "status": 502,
+        "error": {"message": "backend gone", "code": "upstream_unreachable"},
+    },
+    {"match": "comeback", "text": "Back again.", "chunks": 2},
+    {"match": "stillaway", "status": 503, "error": {"message": "model loading"}, "repeat": True},
     {"match": "nodone", "text": "All there.", "chunks": 3, "omit_done": True},
     {"match": "finalusage", "text": "Usage late.", "usage_in_final_chunk": True},
     {"match": "hangup", "text": "z " * 30, "chunks": 30, "tokens_per_s": 60},
@@ -212,6 +221,29 @@ def test_a_client_hanging_up_does_not_stop_the_run(
     assert text == "z " * 30
 
 
+def test_an_upstream_away_for_a_moment_delays_the_run_not_fails_it(
+    client: openai.OpenAI, assistant_id: str, runs_service: ServiceProcess
+) -> None:
+    run = run_once(client, assistant_id, "comeback")
+    assert run.status == "completed", run.last_error
+    messages = client.beta.threads.messages.list(thread_id=run.thread_id, order="asc").data
+    replies = [m for m in messages if m.role == "assistant"]
+    assert [m.content[0].text.value for m in replies] == ["Back again."]
+    steps = client.beta.threads.runs.steps.list(thread_id=run.thread_id, run_id=run.id).data
+    assert len(steps) == 1 and steps[0].status == "completed"
+
+
+def test_an_upstream_away_past_the_retry_window_fails_the_run(
+    client: openai.OpenAI, assistant_id: str
+) -> None:
+    began = time.monotonic()
+    run = run_once(client, assistant_id, "stillaway")
+    waited = time.monotonic() - began
+    assert run.status == "failed" and run.last_error.code == "server_error"
+    assert "HTTP 503" in run.last_error.message and "model loading" in run.last_error.message
+    assert waited >= float(SERVICE_ENV["UPSTREAM_RETRY_SECONDS"]), waited
+
+
 def test_upstream_down_fails_runs_and_health_says_so(
     database_url: str, runs_service: ServiceProcess, tmp_path: Path
 ) -> None:
@@ -221,6 +253,7 @@ def test_upstream_down_fails_runs_and_health_says_so(
         env={
             "SOVEREIGN_PLAYGROUND_URL": f"http://127.0.0.1:{free_port()}",
             "UPSTREAM_CONNECT_TIMEOUT": "1",
+            "UPSTREAM_RETRY_SECONDS": "0",
         },
     )
     try:

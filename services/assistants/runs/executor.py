@@ -71,6 +71,7 @@ class RunExecutor:
             connect=settings.upstream_connect_timeout,
             first_token=settings.upstream_first_token_timeout,
             idle=settings.upstream_idle_timeout,
+            retry=settings.upstream_retry_seconds,
         )
 
         def upstream(body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
