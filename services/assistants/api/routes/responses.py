@@ -14,6 +14,8 @@ from ...clock import now
 from ...errors import InvalidRequest
 from ...ids import new_id
 from ...responses import store
+from ...responses.code_interpreter import resolve_container
+from ...responses.file_search import check_stores
 from ...responses.items import input_items
 from ...responses.objects import (
     INCLUDABLE,
@@ -136,18 +138,19 @@ async def create_response(
     worker = _worker(request)
     lease = settings.run_lease_seconds
     context = settings.responses_context_tokens
-    if saved:
-        async with db.write() as session:
-            messages = fit_history(
-                row.instructions, await _history(session, body), inputs, row.truncation, context
-            )
+    idle = settings.code_interpreter_idle_seconds
+    # The container is made (or reused) with the response, also when nothing else is kept.
+    async with db.write() if saved or row.tools else db.read() as session:
+        history = await _history(session, body)
+        messages = fit_history(row.instructions, history, inputs, row.truncation, context)
+        await check_stores(session, row.tools)
+        container = await resolve_container(session, row.tools, history + inputs, idle)
+        if container is not None:
+            row.extra = {**row.extra, "container_id": container}
+        if saved:
             _take(row, worker.worker, lease, streamed=bool(body.stream))
             session.add(row)
             session.add_all(store.item_rows(inputs, kind="input", response_id=row.id))
-    else:
-        async with db.read() as session:
-            history = await _history(session, body)
-        messages = fit_history(row.instructions, history, inputs, row.truncation, context)
     if row.background and not body.stream:
         worker.executor.wake()
         return json_response(response_object(row))
@@ -213,7 +216,7 @@ async def retrieve_response(
         )
     async with db.read() as session:
         row = await store.get_response(session, response_id)
-    return json_response(response_object(row))
+    return json_response(response_object(row, include=include))
 
 
 @router.delete("/{response_id}", response_model=Deleted)
