@@ -32,7 +32,8 @@ _FILTERS: TypeAdapter[ComparisonFilter | CompoundFilter] = TypeAdapter(
 
 def _invalid(where: str, exc: ValidationError) -> InvalidRequest:
     first = exc.errors()[0]
-    path = ".".join(str(p) for p in first["loc"])
+    # A union's member names are not part of the request's path.
+    path = ".".join(str(p) for p in first["loc"] if p not in ("ComparisonFilter", "CompoundFilter"))
     param = f"{where}.{path}" if path else where
     return InvalidRequest(f"Invalid '{param}': {first['msg']}.", param=param)
 
