@@ -21,13 +21,14 @@ from tests.support.openapi_responses import Checked, assert_matches
 from tests.support.processes import ServiceProcess
 
 SCRIPT: list[dict[str, Any]] = [
+    {"match": "limited", "text": "No more code."},
     {
         "match": "mixedcalls",
         "tool_calls": [
             {"name": "code_interpreter", "arguments": {"code": "print(5 * 5)"}},
             {"name": "get_weather", "arguments": {"city": "Oslo"}},
         ],
-    }
+    },
 ]
 SERVICE_ENV = {"CODE_INTERPRETER_TIMEOUT_SECONDS": "10"}
 AUTO = {"type": "code_interpreter", "container": {"type": "auto"}}
@@ -212,3 +213,15 @@ def test_bad_containers(client: openai.OpenAI) -> None:
             input="x",
             tools=[AUTO, {"type": "function", "name": "code_interpreter"}],
         )
+
+
+def test_max_tool_calls_ends_the_code_runs(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    response = client.responses.create(
+        model="fake-model", input=python("print('limited')"), tools=[AUTO], max_tool_calls=1
+    )
+    assert response.status == "completed", response.error
+    assert [i.type for i in response.output] == ["code_interpreter_call", "message"]
+    assert response.output_text == "No more code." and response.max_tool_calls == 1
+    # After its one call the model was asked to answer without the tool.
+    last = upstream.chat_requests()[-1]["body"]
+    assert "tools" not in last and last["messages"][-1]["content"] == "limited"

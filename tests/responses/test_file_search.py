@@ -37,6 +37,7 @@ SCRIPT = {
         {"match": "filtered volcano", "text": "Nothing about it [1]."},
         {"match": "earlier turn", "text": "Etna is in Sicily [1]."},
         {"match": "later turn", "text": "As I said."},
+        {"match": "one search only", "text": "Fine [1]."},
     ],
 }
 SERVICE_ENV = {"EMBEDDING_MODEL": "fake-embedder"}
@@ -255,3 +256,16 @@ def test_bad_file_search_tools(client: openai.OpenAI, knowledge: Any) -> None:
     with pytest.raises(openai.BadRequestError) as unchosen:
         client.responses.create(model="fake-model", input="x", tool_choice={"type": "file_search"})
     assert unchosen.value.body["param"] == "tool_choice"
+
+
+def test_max_tool_calls_counts_the_first_search(
+    client: openai.OpenAI, knowledge: Any, upstream: FakeUpstream
+) -> None:
+    store, _ = knowledge
+    response = client.responses.create(
+        model="fake-model", input="one search only: Etna", tools=[tool(store)], max_tool_calls=1
+    )
+    assert [i.type for i in response.output] == ["file_search_call", "message"]
+    assert response.output[1].content[0].annotations[0].filename == "volcanoes.md"
+    body = next(r["body"] for r in upstream.chat_requests() if "one search" in str(r["body"]))
+    assert "tools" not in body

@@ -40,6 +40,8 @@ __all__ = ["ResponseExecution"]
 log = logging.getLogger(__name__)
 
 ChunkSource = Callable[[dict[str, Any]], AsyncIterator[dict[str, Any]]]
+BUILT_IN_ITEMS = ("file_search_call", "code_interpreter_call")
+BUILT_IN_NAMES = ("file_search", "code_interpreter")
 TERMINAL_EVENTS = {
     "completed": "response.completed",
     "incomplete": "response.incomplete",
@@ -192,7 +194,7 @@ class ResponseExecution:
         if self.search is not None:
             await self.search.before_model(self, body)
         for round_ in range(MAX_ROUNDS + 1):
-            await self._consume(body)
+            await self._consume(self._within_max_tool_calls(body))
             served = self._served()
             if not served or self.cancel_requested:
                 return
@@ -205,6 +207,24 @@ class ResponseExecution:
             if following is None:
                 return  # function calls wait for the caller's outputs
             body = following
+
+    def _within_max_tool_calls(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body``, without the built-in tools once ``max_tool_calls`` of them were made."""
+        limit = (self.row.extra or {}).get("max_tool_calls")
+        made = sum(1 for i in self.output if i["type"] in BUILT_IN_ITEMS)
+        if limit is None or made < limit or not body.get("tools"):
+            return body
+        tools = [t for t in body["tools"] if t["function"]["name"] not in BUILT_IN_NAMES]
+        if tools:
+            choice = body.get("tool_choice")
+            if isinstance(choice, dict) and choice["function"]["name"] in BUILT_IN_NAMES:
+                choice = "auto"
+            return {**body, "tools": tools, "tool_choice": choice}
+        return {
+            k: v
+            for k, v in body.items()
+            if k not in ("tools", "tool_choice", "parallel_tool_calls")
+        }
 
     def _served(self) -> list[tuple[int, int, dict[str, Any]]]:
         """This round's calls answered here: (position, output index, item)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from ..errors import InvalidRequest
@@ -44,7 +45,7 @@ INCLUDED_ONLY = {
 }
 
 
-def shown_item(item: dict[str, Any], include: list[str] | tuple[str, ...]) -> dict[str, Any]:
+def shown_item(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
     """An output item as the API shows it: search results and code outputs only when
     ``include`` asks for them (the stored item keeps them, for the turns that follow)."""
     hidden = INCLUDED_ONLY.get(item.get("type", ""))

@@ -245,7 +245,9 @@ async def list_input_items(
     include: Annotated[list[str] | None, Query(alias="include[]")] = None,
 ) -> Any:
     async with db.read() as session:
-        return json_response(await store.list_input_items(session, response_id, page))
+        return json_response(
+            await store.list_input_items(session, response_id, page, include or [])
+        )
 
 
 __all__ = ["router"]
