@@ -133,6 +133,8 @@ def _tool_choice(choice: Any) -> Any:
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function" and choice.get("function"):
         return {"type": "function", "function": {"name": choice["function"]["name"]}}
-    if isinstance(choice, dict) and choice.get("type") in (code_interpreter.NAME, file_search.NAME):
-        return {"type": "function", "function": {"name": choice["type"]}}
+    if isinstance(choice, dict) and choice.get("type") == code_interpreter.NAME:
+        return {"type": "function", "function": {"name": code_interpreter.NAME}}
+    # file_search is chosen by the search made before the model answers: the model then
+    # decides whether it searches again.
     return "auto"
