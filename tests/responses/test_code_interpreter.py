@@ -10,6 +10,7 @@ message and answers "Output: <what it printed>" once the call's output comes bac
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import openai
@@ -225,3 +226,18 @@ def test_max_tool_calls_ends_the_code_runs(client: openai.OpenAI, upstream: Fake
     # After its one call the model was asked to answer without the tool.
     last = upstream.chat_requests()[-1]["body"]
     assert "tools" not in last and last["messages"][-1]["content"] == "limited"
+
+
+def test_a_background_response_runs_code(client: openai.OpenAI) -> None:
+    response = client.responses.create(
+        model="fake-model", input=python("print(2 ** 10)"), tools=[AUTO], background=True
+    )
+    assert response.status in ("queued", "in_progress")
+    deadline = time.monotonic() + 30
+    while response.status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline, "the background response did not finish"
+        time.sleep(0.1)
+        response = client.responses.retrieve(response.id, include=[OUTPUTS])
+    assert response.status == "completed", response.error
+    assert response.output[0].outputs[0].logs == "1024\n"
+    assert response.output_text == "Output: 1024"
