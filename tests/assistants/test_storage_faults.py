@@ -265,3 +265,49 @@ def test_a_run_is_not_reported_recovered_while_its_state_cannot_be_written(
                 second.stop()
         finally:
             subprocess.run(["chattr", "-i", *files], check=False)
+
+
+def test_a_response_that_cannot_be_stored_is_refused_not_answered(tmp_path: Path) -> None:
+    """A stored response is written while the upstream is asked: when the write fails,
+    the request is a 503, nothing of the answer is relayed, and the upstream is let go."""
+    database = tmp_path / "assistants.db"
+    url = f"sqlite:///{database}"
+    files = [str(database), f"{database}-wal", f"{database}-shm"]
+    script = [{"match": "stored", "text": "An answer.", "repeat": True, "delay": 0.5}]
+    with run_openai_upstream(script) as upstream:
+        migrate(url)
+        env = {"SOVEREIGN_PLAYGROUND_URL": upstream.url}
+        service = start_assistants(url, tmp_path / "log", env=env)
+        api = httpx.Client(base_url=f"{service.base_url}/v1", headers=HEADERS, timeout=30)
+        try:
+            before = api.post("/responses", json={"model": "m", "input": "stored?"})
+            assert before.status_code == 200 and before.json()["status"] == "completed"
+            subprocess.run(["chattr", "+i", *files], check=True)
+            asked = len(upstream.requests())
+            try:
+                for stream in (False, True):
+                    body = {"model": "m", "input": "stored?", "stream": stream}
+                    refused = api.post("/responses", json=body)
+                    assert refused.status_code == 503, refused.text
+                    assert refused.json()["error"]["code"] == "database_unavailable"
+                    assert "event:" not in refused.text
+                time.sleep(1)
+                during = upstream.requests()[asked:]
+                assert all(r.get("cancelled") for r in during), during
+            finally:
+                subprocess.run(["chattr", "-i", *files], check=False)
+            after = wait_until(
+                lambda: (
+                    (
+                        r := api.post("/responses", json={"model": "m", "input": "stored?"})
+                    ).status_code
+                    == 200
+                    and r
+                ),
+                timeout=15,
+            )
+            stored = api.get(f"/responses/{after.json()['id']}")
+            assert stored.json()["output"][0]["content"][0]["text"] == "An answer."
+            assert service.proc.poll() is None, service.log()
+        finally:
+            service.stop()

@@ -59,6 +59,7 @@ RUN_CASES = [
     ({"max_prompt_tokens": True}, "max_prompt_tokens"),
     ({"max_prompt_tokens": "300"}, "max_prompt_tokens"),
     ({"max_completion_tokens": 100.5}, "max_completion_tokens"),
+    ({"max_completion_tokens": 255}, "max_completion_tokens"),  # OpenAI's minimum is 256
     (
         {"truncation_strategy": {"type": "last_messages", "last_messages": True}},
         "truncation_strategy.last_messages",

@@ -29,6 +29,7 @@ from tests.support.processes import ServiceProcess
 
 SCRIPT = [
     {"match": "plain", "text": "Four.", "chunks": 2},
+    {"match": "bare assistant", "text": "Hi.", "repeat": True},
     {"match": "order", "text": "Hello! How can I help you today?", "chunks": 8},
     {"match": "handler", "text": "Streaming through the helper.", "chunks": 6},
     {"match": "fresh", "text": "A new thread.", "chunks": 3},
@@ -106,6 +107,20 @@ def test_create_and_poll_plain_answer(
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     raw = httpx.get(f"{runs_service.base_url}/v1/threads/{thread.id}/runs/{run.id}", headers=AUTH)
     assert raw.headers["openai-poll-after-ms"]
+    assert_matches("RunObject", raw.json())
+
+
+def test_a_run_of_an_assistant_without_instructions_says_so_as_the_reference_does(
+    client: openai.OpenAI, runs_service: ServiceProcess
+) -> None:
+    bare = client.beta.assistants.create(model="fake-model")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "bare assistant"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=bare.id, poll_interval_ms=50
+    )
+    assert run.status == "completed", run.last_error
+    raw = httpx.get(f"{runs_service.base_url}/v1/threads/{thread.id}/runs/{run.id}", headers=AUTH)
+    assert raw.json()["instructions"] == ""
     assert_matches("RunObject", raw.json())
 
 
@@ -325,7 +340,7 @@ def test_run_parameters_reach_the_upstream(
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         parallel_tool_calls=False,
         truncation_strategy={"type": "last_messages", "last_messages": 1},
-        max_completion_tokens=100,
+        max_completion_tokens=256,
         metadata={"k": "v"},
         poll_interval_ms=50,
     )
@@ -341,7 +356,7 @@ def test_run_parameters_reach_the_upstream(
         {"role": "system", "content": "Answer in JSON.\n\nBe brief."},
         {"role": "user", "content": "params check"},
     ]
-    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.3, 0.9, 100)
+    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.3, 0.9, 256)
     assert body["response_format"]["type"] == "json_schema"
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert body["parallel_tool_calls"] is False
@@ -351,7 +366,7 @@ def test_run_parameters_reach_the_upstream(
 def test_token_limits_end_runs_incomplete(client: openai.OpenAI, assistant: Any) -> None:
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "toolong answer"}])
     run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=16
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=256
     )
     assert run.status == "incomplete"
     assert run.incomplete_details.reason == "max_completion_tokens"

@@ -44,7 +44,7 @@ def run_object(row: Run) -> dict[str, Any]:
         "completed_at": row.completed_at,
         "incomplete_details": row.incomplete_details,
         "model": row.model,
-        "instructions": row.instructions,
+        "instructions": row.instructions or "",
         "tools": row.tools or [],
         "metadata": row.metadata_ or {},
         "usage": row.usage if row.status in TERMINAL_STATUSES else None,

@@ -1,6 +1,5 @@
-"""Claiming files to ingest from the database, as runs are claimed: a compare-and-set in
-one transaction (SKIP LOCKED on PostgreSQL), a lease renewed by heartbeat, and a lapsed
-lease (a dead worker) makes the file claimable again, up to ``MAX_ATTEMPTS``."""
+"""Claiming files to ingest: leased work (``..leases``), as runs are. A lapsed lease (a
+dead worker) makes the file claimable again, up to ``MAX_ATTEMPTS``."""
 
 from __future__ import annotations
 
@@ -8,10 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 
 from ..clock import now
 from ..db import Database
+from ..leases import Leases
 from ..tables import Chunk, File, VectorStore, VectorStoreFile
 
 __all__ = ["MAX_ATTEMPTS", "Claimed", "claim", "finish", "heartbeat", "release"]
@@ -29,25 +29,17 @@ class Claimed:
     attempts: int
 
 
-def _claimable(at: float):  # type: ignore[no-untyped-def]
-    return and_(
-        VectorStoreFile.status == "in_progress",
-        or_(VectorStoreFile.worker_id.is_(None), VectorStoreFile.lease_expires_at < at),
-    )
+LEASES = Leases(VectorStoreFile, "seq", pending="in_progress", held=("in_progress",))
 
 
 async def claim(db: Database, worker: str, lease: float) -> Claimed | None:
     """One file nobody (alive) is ingesting, now held by ``worker``."""
     at = time.time()
-    async with db.read() as session:
-        probe = select(VectorStoreFile.seq).where(_claimable(at)).limit(1)
-        if await session.scalar(probe) is None:
-            return None
+    if not await LEASES.any_claimable(db, at):
+        return None
     async with db.write() as session:
-        stmt = select(VectorStoreFile).where(_claimable(at)).order_by(VectorStoreFile.seq).limit(1)
-        if not db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        row = await session.scalar(stmt)
+        stmt = select(VectorStoreFile).where(LEASES.claimable(at)).order_by(VectorStoreFile.seq)
+        row = await session.scalar(LEASES.locking(db, stmt.limit(1)))
         if row is None:
             return None
         if row.attempts >= MAX_ATTEMPTS:
@@ -75,16 +67,7 @@ async def claim(db: Database, worker: str, lease: float) -> Claimed | None:
 async def heartbeat(db: Database, worker: str, seq: int, lease: float) -> bool:
     """Renew the lease; False when the file is no longer ours (cancelled, removed)."""
     async with db.write() as session:
-        result = await session.execute(
-            update(VectorStoreFile)
-            .where(
-                VectorStoreFile.seq == seq,
-                VectorStoreFile.worker_id == worker,
-                VectorStoreFile.status == "in_progress",
-            )
-            .values(lease_expires_at=time.time() + lease)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await LEASES.renew(session, worker, [seq], lease) > 0
 
 
 async def finish(
@@ -131,10 +114,6 @@ async def finish(
 
 
 async def release(db: Database, worker: str) -> None:
-    """At shutdown: our files are claimable at once by anyone."""
-    async with db.write() as session:
-        await session.execute(
-            update(VectorStoreFile)
-            .where(VectorStoreFile.worker_id == worker, VectorStoreFile.status == "in_progress")
-            .values(lease_expires_at=0.0, attempts=VectorStoreFile.attempts - 1)
-        )
+    """At shutdown: our files are claimable at once by anyone, the interrupted attempt not
+    counted."""
+    await LEASES.release(db, worker, attempts=VectorStoreFile.attempts - 1)

@@ -1,8 +1,8 @@
-"""Database side of executing responses: the runs' lease scheme applied to responses.
+"""Database side of executing responses: leased work (``..leases``), as runs are.
 
 A background response is claimed (queued, unowned or with a lapsed lease -> owned), then
-started (queued and owned by me -> in_progress), each a compare-and-set; on PostgreSQL
-claims skip rows other replicas have locked. A response created in the foreground is
+started (queued and owned by me -> in_progress), each a compare-and-set. A response
+created in the foreground is
 owned and in_progress from its first transaction. Executors renew leases by heartbeat;
 a lapsed lease means the worker died: a background response is executed once more
 (``MAX_ATTEMPTS``, as runs), a foreground one, whose caller is gone, fails.
@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 
 from ..db import Database
 from ..errors import APIError
+from ..leases import Leases
 from ..runs.claims import MAX_ATTEMPTS
 from .prompt import build_body, fit_history
 from .store import chain_history, conversation_history, own_inputs
@@ -29,33 +30,11 @@ __all__ = ["Started", "claim_queued", "heartbeat", "recover_lapsed", "release", 
 log = logging.getLogger(__name__)
 
 
-def _claimable(at: float):  # type: ignore[no-untyped-def]
-    return and_(
-        ResponseRow.status == "queued",
-        or_(ResponseRow.worker_id.is_(None), ResponseRow.lease_expires_at < at),
-    )
+LEASES = Leases(ResponseRow, "id", pending="queued", held=("queued", "in_progress"))
 
 
 async def claim_queued(db: Database, worker: str, limit: int, lease: float) -> list[str]:
-    at = time.time()
-    async with db.read() as session:
-        found = await session.scalar(select(ResponseRow.id).where(_claimable(at)).limit(1))
-        if found is None:
-            return []
-    async with db.write() as session:
-        stmt = select(ResponseRow.id).where(_claimable(at)).order_by(ResponseRow.seq).limit(limit)
-        if not db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        ids = list((await session.scalars(stmt)).all())
-        if not ids:
-            return []
-        result = await session.execute(
-            update(ResponseRow)
-            .where(ResponseRow.id.in_(ids), _claimable(at))
-            .values(worker_id=worker, lease_expires_at=at + lease)
-            .returning(ResponseRow.id)
-        )
-        return list(result.scalars().all())
+    return await LEASES.claim(db, worker, limit, lease)
 
 
 @dataclass
@@ -109,15 +88,7 @@ async def heartbeat(db: Database, worker: str, ids: list[str], lease: float) -> 
     if not ids:
         return []
     async with db.write() as session:
-        await session.execute(
-            update(ResponseRow)
-            .where(
-                ResponseRow.id.in_(ids),
-                ResponseRow.worker_id == worker,
-                ResponseRow.status.in_(("queued", "in_progress")),
-            )
-            .values(lease_expires_at=time.time() + lease)
-        )
+        await LEASES.renew(session, worker, ids, lease)
         gone = await session.scalars(
             select(ResponseRow.id).where(
                 ResponseRow.id.in_(ids), ResponseRow.status.not_in(("queued", "in_progress"))
@@ -136,12 +107,7 @@ async def recover_lapsed(db: Database, lease: float) -> list[str]:
     at = time.time()
     recovered: list[str] = []
     async with db.write() as session:
-        stmt = select(ResponseRow).where(
-            ResponseRow.status == "in_progress", ResponseRow.lease_expires_at < at
-        )
-        if not db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        for row in (await session.scalars(stmt)).all():
+        for row in (await session.scalars(LEASES.lapsed(db, at, ("in_progress",)))).all():
             message = f"The worker executing this response stopped (no heartbeat for {lease:g} s)."
             if row.background and row.attempts < MAX_ATTEMPTS:
                 row.status = "queued"
@@ -159,12 +125,4 @@ async def recover_lapsed(db: Database, lease: float) -> list[str]:
 
 async def release(db: Database, worker: str) -> None:
     """At shutdown: let other workers (or this one after a restart) take ours at once."""
-    async with db.write() as session:
-        await session.execute(
-            update(ResponseRow)
-            .where(
-                ResponseRow.worker_id == worker,
-                ResponseRow.status.in_(("queued", "in_progress")),
-            )
-            .values(lease_expires_at=0.0)
-        )
+    await LEASES.release(db, worker)

@@ -97,6 +97,9 @@ class ResponseExecution:
         self.cancel_requested = False
         self.done = asyncio.Event()
         self._model_task: asyncio.Task[None] | None = None
+        # The write of a new foreground response, under way while the upstream is asked:
+        # nothing of the answer is relayed or written before it committed.
+        self.saving: asyncio.Future[None] | None = None
 
     # -- events ---------------------------------------------------------------------------
 
@@ -272,9 +275,22 @@ class ResponseExecution:
         self.calls, self.call_items, self.round_text = ToolCalls(), {}, []
         return following
 
+    async def _saved(self) -> bool:
+        """Whether the response's row is written (waiting for the write under way)."""
+        if self.saving is None:
+            return True
+        try:
+            await asyncio.shield(self.saving)
+        except Exception:
+            return False  # the route answers the write's failure; there is nothing to update
+        self.saving = None
+        return True
+
     async def _consume(self, body: dict[str, Any]) -> None:
         self.round_usage = None
         async for chunk in self.source(body):
+            if self.saving is not None and not await self._saved():
+                return
             if chunk.get("usage"):
                 self.round_usage = chunk["usage"]
             for choice in chunk.get("choices") or ():
@@ -458,6 +474,8 @@ class ResponseExecution:
     async def _finish(
         self, outcome: str, *, reason: str | None = None, error: tuple[str, str] | None = None
     ) -> None:
+        if not await self._saved():
+            return
         item_status = "completed" if outcome == "completed" else "incomplete"
         self._close_message(item_status)
         self._close_call(item_status)

@@ -74,7 +74,7 @@ class ResponsesWorker:
             await execution.execute()
         finally:
             self.executions.pop(execution.response_id, None)
-            self.executor.wake()
+            self.executor.slot_freed()
 
     # -- the executor's Companion hook ----------------------------------------------------
 

@@ -1,9 +1,8 @@
 """Database side of execution: claiming runs, leases and heartbeats, recovery and expiry.
 
-Every hand-over is a compare-and-set in one transaction, so no run is executed twice: a run
-is claimed (queued, unowned or with a lapsed lease → owned by a worker), then started
-(queued and owned by me → in_progress). On PostgreSQL the claim's SELECT takes row locks
-with SKIP LOCKED, so replicas polling together take disjoint runs without waiting.
+Runs are leased work (``..leases``): claimed (queued, unowned or with a lapsed lease →
+owned by a worker), then started (queued and owned by me → in_progress), each hand-over a
+compare-and-set in one transaction, so no run is executed twice.
 """
 
 from __future__ import annotations
@@ -12,16 +11,18 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
 from ..db import Database
 from ..domain.runs import end_open_steps, mark_cancelled
+from ..leases import Leases
 from ..tables import Message, Run, RunStep
 from .objects import message_rows
 
 __all__ = [
+    "LEASES",
     "MAX_ATTEMPTS",
     "Started",
     "claim_queued",
@@ -37,37 +38,12 @@ log = logging.getLogger(__name__)
 
 # A run whose worker died is executed once more; if that attempt dies too, it fails.
 MAX_ATTEMPTS = 2
-
-
-def _claimable(at: float):  # type: ignore[no-untyped-def]
-    return and_(
-        Run.status == "queued",
-        or_(Run.worker_id.is_(None), Run.lease_expires_at < at),
-    )
+LEASES = Leases(Run, "id", pending="queued", held=("queued", "in_progress", "cancelling"))
 
 
 async def claim_queued(db: Database, worker: str, limit: int, lease: float) -> list[str]:
     """Take up to ``limit`` queued runs nobody (alive) holds; returns their ids."""
-    at = time.time()
-    # Look before locking: polls mostly find nothing, and on SQLite a write transaction
-    # would take the database's one write lock from requests every time.
-    async with db.read() as session:
-        if await session.scalar(select(Run.id).where(_claimable(at)).limit(1)) is None:
-            return []
-    async with db.write() as session:
-        stmt = select(Run.id).where(_claimable(at)).order_by(Run.seq).limit(limit)
-        if not db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        ids = list((await session.scalars(stmt)).all())
-        if not ids:
-            return []
-        result = await session.execute(
-            update(Run)
-            .where(Run.id.in_(ids), _claimable(at))
-            .values(worker_id=worker, lease_expires_at=at + lease)
-            .returning(Run.id)
-        )
-        return list(result.scalars().all())
+    return await LEASES.claim(db, worker, limit, lease)
 
 
 @dataclass
@@ -146,15 +122,7 @@ async def heartbeat(db: Database, worker: str, run_ids: list[str], lease: float)
     if not run_ids:
         return []
     async with db.write() as session:
-        await session.execute(
-            update(Run)
-            .where(
-                Run.id.in_(run_ids),
-                Run.worker_id == worker,
-                Run.status.in_(("queued", "in_progress", "cancelling")),
-            )
-            .values(lease_expires_at=time.time() + lease)
-        )
+        await LEASES.renew(session, worker, run_ids, lease)
         cancelling = await session.scalars(
             select(Run.id).where(Run.id.in_(run_ids), Run.status == "cancelling")
         )
@@ -201,11 +169,7 @@ async def recover_lapsed_runs(db: Database, lease: float) -> list[str]:
     at = time.time()
     recovered: list[tuple[str, str]] = []
     async with db.write() as session:
-        stmt = select(Run).where(
-            Run.status.in_(("in_progress", "cancelling")), Run.lease_expires_at < at
-        )
-        if not db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
+        stmt = LEASES.lapsed(db, at, ("in_progress", "cancelling"))
         for run in (await session.scalars(stmt)).all():
             error = {
                 "code": "server_error",
@@ -246,9 +210,7 @@ async def expire_waiting_runs(db: Database) -> list[str]:
     stamp = now()
     async with db.write() as session:
         stmt = select(Run).where(Run.status == "requires_action", Run.expires_at <= stamp)
-        if not db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        runs = list((await session.scalars(stmt)).all())
+        runs = list((await session.scalars(LEASES.locking(db, stmt))).all())
         for run in runs:
             await end_open_steps(session, run.id, "expired")
             run.status = "expired"
@@ -258,9 +220,4 @@ async def expire_waiting_runs(db: Database) -> list[str]:
 
 async def release(db: Database, worker: str) -> None:
     """At shutdown: let other workers (or this one after a restart) take our runs at once."""
-    async with db.write() as session:
-        await session.execute(
-            update(Run)
-            .where(Run.worker_id == worker, Run.status.in_(("queued", "in_progress", "cancelling")))
-            .values(lease_expires_at=0.0)
-        )
+    await LEASES.release(db, worker)

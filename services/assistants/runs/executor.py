@@ -112,6 +112,13 @@ class RunExecutor:
         """A run was queued: look for work now rather than at the next poll."""
         self._wake.set()
 
+    def slot_freed(self) -> None:
+        """An execution ended: look for work now only if the executor was full, when
+        queued work may be waiting for the slot; otherwise the next poll finds it."""
+        busy = len(self.executions) + sum(c.busy() for c in self.companions)
+        if busy + 1 >= self.settings.max_concurrent_runs:
+            self._wake.set()
+
     def request_cancel(self, run_id: str) -> None:
         execution = self.executions.get(run_id)
         if execution is not None:
@@ -148,7 +155,7 @@ class RunExecutor:
             await execution.execute()
         finally:
             self.executions.pop(execution.run_id, None)
-            self._wake.set()
+            self.slot_freed()
 
     async def _claim_loop(self) -> None:
         poll = self.settings.run_poll_seconds

@@ -59,7 +59,7 @@ class RunParameters(Request):
     top_p: float | None = Field(default=None, ge=0, le=1)
     stream: bool | None = None
     max_prompt_tokens: int | None = Field(default=None, ge=256)
-    max_completion_tokens: int | None = Field(default=None, ge=16)
+    max_completion_tokens: int | None = Field(default=None, ge=256)
     truncation_strategy: TruncationStrategy | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None

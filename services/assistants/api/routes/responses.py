@@ -3,6 +3,7 @@ input items and input token counts."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...clock import now
+from ...db import Database
 from ...errors import InvalidRequest
 from ...ids import new_id
 from ...responses import store
@@ -139,18 +141,31 @@ async def create_response(
     lease = settings.run_lease_seconds
     context = settings.responses_context_tokens
     idle = settings.code_interpreter_idle_seconds
-    # The container is made (or reused) with the response, also when nothing else is kept.
-    async with db.write() if saved or row.tools else db.read() as session:
-        history = await _history(session, body)
-        messages = fit_history(row.instructions, history, inputs, row.truncation, context)
-        await check_stores(session, row.tools)
-        container = await resolve_container(session, row.tools, history + inputs, idle)
-        if container is not None:
-            row.extra = {**row.extra, "container_id": container}
-        if saved:
+    saving: asyncio.Future[None] | None = None
+    if row.background:
+        async with db.write() as session:
+            history = await _history(session, body)
+            messages = fit_history(row.instructions, history, inputs, row.truncation, context)
+            await _built_in_tools(session, row, history + inputs, idle)
             _take(row, worker.worker, lease, streamed=bool(body.stream))
             session.add(row)
             session.add_all(store.item_rows(inputs, kind="input", response_id=row.id))
+    else:
+        history: list[dict[str, Any]] = []
+        if body.previous_response_id or row.conversation_id:
+            async with db.read() as session:
+                history = await _history(session, body)
+        messages = fit_history(row.instructions, history, inputs, row.truncation, context)
+        if any(t["type"] != "function" for t in row.tools):
+            # A container is made (or reused) for the response, even one not stored.
+            coding = any(t["type"] == "code_interpreter" for t in row.tools)
+            async with db.write() if coding else db.read() as session:
+                await _built_in_tools(session, row, history + inputs, idle)
+        if saved:
+            _take(row, worker.worker, lease, streamed=bool(body.stream))
+            # Written while the upstream is asked: the model's first token takes longer
+            # than a commit, so the write costs the answer nothing.
+            saving = asyncio.ensure_future(_save(db, row, inputs))
     if row.background and not body.stream:
         worker.executor.wake()
         return json_response(response_object(row))
@@ -158,18 +173,48 @@ async def create_response(
     execution = worker.prepare(
         row, None if row.background else build_body(row, messages), store=saved
     )
+    execution.saving = saving
     if body.stream:
         sub = worker.bus.subscribe(row.id)
         prelude = [execution.event("response.created", response=execution.snapshot())]
         if row.background:
             prelude.append(execution.event("response.queued", response=execution.snapshot()))
         worker.execute(execution)
+        if saving is not None:
+            try:
+                await saving  # response.created is sent once the response is stored
+            except BaseException:
+                sub.close()
+                execution.request_cancel()
+                raise
         return StreamingResponse(
             response_sse(sub, prelude), media_type="text/event-stream", headers=SSE_HEADERS
         )
     worker.execute(execution)
+    if saving is not None:
+        try:
+            await saving
+        except BaseException:
+            execution.request_cancel()
+            raise
     await execution.done.wait()
     return json_response(response_object(execution.row, store=saved))
+
+
+async def _built_in_tools(
+    session: AsyncSession, row: ResponseRow, context: list[dict[str, Any]], idle: float
+) -> None:
+    """The stores file_search names exist; code_interpreter gets its container."""
+    await check_stores(session, row.tools)
+    container = await resolve_container(session, row.tools, context, idle)
+    if container is not None:
+        row.extra = {**row.extra, "container_id": container}
+
+
+async def _save(db: Database, row: ResponseRow, inputs: list[dict[str, Any]]) -> None:
+    async with db.write() as session:
+        session.add(row)
+        session.add_all(store.item_rows(inputs, kind="input", response_id=row.id))
 
 
 def _take(row: ResponseRow, worker: str, lease: float, *, streamed: bool) -> None:
