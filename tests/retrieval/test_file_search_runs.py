@@ -25,6 +25,16 @@ SCRIPT = [
     {"match": "Etna raw", "text": ETNA_ANSWER, "chunks": 4},
     {"match": "sourdough attached", "text": "Use a starter [1] and no source [7].", "chunks": 5},
     {"match": "tides helper", "text": "The moon [1].", "chunks": 2},
+    {
+        "match": "own queries",
+        "tool_calls": [{"name": "file_search", "arguments": {"queries": ["ocean tides moon"]}}],
+    },
+    {"match": "own queries", "text": "Lava [1] and the moon [2].", "chunks": 4},
+    {
+        "match": "streamed own",
+        "tool_calls": [{"name": "file_search", "arguments": {"queries": ["sourdough starter"]}}],
+    },
+    {"match": "streamed own", "text": "Bread [2].", "chunks": 2},
 ]
 INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
 
@@ -198,3 +208,72 @@ def test_unknown_store_is_refused(client: openai.OpenAI) -> None:
             model="m", tool_resources={"file_search": {"vector_store_ids": ["vs_missing"]}}
         )
     assert refused.value.body["param"] == "tool_resources.file_search.vector_store_ids[0]"
+
+
+def test_the_model_searches_with_its_own_queries(
+    client: openai.OpenAI, knowledge, upstream: FakeUpstream
+) -> None:
+    _, store, files = knowledge
+    assistant = client.beta.assistants.create(
+        model="fake-model",
+        instructions="Search when you need more.",
+        tools=[{"type": "file_search", "file_search": {"max_num_results": 1}}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "own queries: Etna lava, and the sea?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=100
+    )
+    assert run.status == "completed", run.last_error
+    text = client.beta.threads.messages.list(thread.id).data[0].content[0].text
+    assert text.value == "Lava 【1†volcanoes.md】 and the moon 【2†tides.txt】."
+    assert [a.file_citation.file_id for a in text.annotations] == [
+        files["volcanoes.md"].id,
+        files["tides.txt"].id,
+    ]
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [s.type for s in steps] == ["tool_calls", "tool_calls", "message_creation"]
+    for step in steps:
+        assert_matches("RunStepObject", step.model_dump(mode="json", exclude_unset=True))
+    own = client.beta.threads.runs.steps.retrieve(
+        steps[1].id, thread_id=thread.id, run_id=run.id, include=[INCLUDE]
+    )
+    [call] = own.step_details.tool_calls
+    assert call.type == "file_search"
+    assert call.file_search.model_extra["queries"] == ["ocean tides moon"]
+    [result] = call.file_search.results
+    assert result.file_name == "tides.txt" and "moon" in result.content[0].text
+    # The model was offered the search and read its results, numbered after the first.
+    bodies = [r["body"] for r in upstream.chat_requests() if "own queries" in str(r["body"])]
+    assert [t["function"]["name"] for t in bodies[0]["tools"]] == ["file_search"]
+    tool_result = bodies[1]["messages"][-1]
+    assert tool_result["role"] == "tool" and "[2] (from tides.txt)" in tool_result["content"]
+
+
+def test_streamed_own_search_events(service: ServiceProcess, knowledge) -> None:
+    assistant, _, _ = knowledge
+    events = stream_events(
+        service.base_url,
+        "/threads/runs",
+        {
+            "assistant_id": assistant.id,
+            "thread": {"messages": [{"role": "user", "content": "streamed own: volcano bread"}]},
+        },
+    )
+    assert_event_shapes(events)
+    deltas = [
+        call
+        for name, data in events
+        if name == "thread.run.step.delta"
+        for call in data["delta"]["step_details"]["tool_calls"]
+    ]
+    assert all(d["type"] == "file_search" for d in deltas)
+    completed = [d for n, d in events if n == "thread.run.step.completed"]
+    own = completed[1]["step_details"]["tool_calls"][0]
+    assert own["type"] == "file_search" and own["file_search"]["queries"] == ["sourdough starter"]
+    message = next(d for n, d in events if n == "thread.message.completed")
+    value = message["content"][0]["text"]["value"]
+    assert value == "Bread 【2†baking.txt】."
+    assert [name for name, _ in events[-2:]] == ["thread.run.completed", "done"]

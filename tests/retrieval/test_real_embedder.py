@@ -1,6 +1,6 @@
 """file_search end to end on the real models: the embedded runtime (gemma-3-270m and the
 shipped MiniLM embedder) behind sovereign, the assistants service ingesting and searching
-through it, and a run that retrieves before the model answers."""
+through it, and a run and a response that retrieve before the model answers."""
 
 from __future__ import annotations
 
@@ -84,3 +84,19 @@ def test_ingest_search_and_run_on_the_real_models(client: openai.OpenAI) -> None
     assert search.file_search.results[0].file_id == files["volcanoes.md"].id
     reply = client.beta.threads.messages.list(thread.id).data[0]
     assert reply.role == "assistant" and reply.content[0].text.value.strip()
+
+    # The same store through Responses: searched before the real model answers.
+    response = client.responses.create(
+        model="gemma-3-270m",
+        instructions="Answer from the files, briefly.",
+        input="Which volcano is the most active in Europe?",
+        tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
+        include=["file_search_call.results"],
+        temperature=0,
+    )
+    assert response.status == "completed", response.error
+    first = response.output[0]
+    assert first.type == "file_search_call" and first.status == "completed"
+    assert first.results[0].file_id == files["volcanoes.md"].id
+    # The model may search again with its own queries; its answer comes last.
+    assert response.output[-1].type == "message" and response.output_text.strip()

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.openapi import REFERENCE, assert_matches
+from tests.support.openapi import _reference_path, assert_matches
 
 DELTAS = ("thread.message.delta", "thread.run.step.delta")
 
@@ -55,7 +55,7 @@ def collapse(names: list[str]) -> list[str]:
 @cache
 def reference_order(path: str) -> list[str]:
     """The collapsed event order of the streaming example documented for ``POST path``."""
-    document = json.loads(REFERENCE.read_text())
+    document = json.loads(_reference_path().read_text())
     examples = document["paths"][path]["post"]["x-oaiMeta"]["examples"]
     for example in examples if isinstance(examples, list) else [examples]:
         text = example.get("response", "")

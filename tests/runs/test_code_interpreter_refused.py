@@ -60,6 +60,15 @@ def test_the_run_fails_naming_what_is_missing(client: openai.OpenAI) -> None:
     assert ok.status == "completed"
 
 
+def test_a_response_fails_naming_what_is_missing(client: openai.OpenAI) -> None:
+    tool = {"type": "code_interpreter", "container": {"type": "auto"}}
+    response = client.responses.create(model="fake-model", input=CODE, tools=[tool])
+    assert response.status == "failed"
+    assert response.error is not None and response.error.code == "server_error"
+    assert "code_interpreter is unavailable" in response.error.message
+    assert "/nonexistent/bwrap" in response.error.message
+
+
 def test_development_setting_runs_code_with_a_warning_each_time(
     unsandboxed_service: ServiceProcess,
 ) -> None:

@@ -20,6 +20,7 @@ from tests.support.openapi import REFERENCE as ASSISTANTS_REFERENCE
 from tests.support.openapi import (
     Operation,
     _nullable_to_json_schema,
+    _reference_path,
     check_with,
     operations_of,
     schema_name_in,
@@ -34,7 +35,8 @@ ITEM_LISTS = ("ResponseItemList", "ConversationItemList")
 
 @cache
 def _document() -> dict[str, Any]:
-    return json.loads(REFERENCE.read_text())
+    # Beside the assistants reference, wherever that one was found.
+    return json.loads(_reference_path().with_name(REFERENCE.name).read_text())
 
 
 @cache

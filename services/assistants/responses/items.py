@@ -15,7 +15,18 @@ from ..ids import new_id
 
 __all__ = ["ITEM_PREFIXES", "chat_messages", "input_items", "item_text", "output_text_part"]
 
-ITEM_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
+ITEM_PREFIXES = {
+    "message": "msg_",
+    "function_call": "fc_",
+    "function_call_output": "fco_",
+    "file_search_call": "fs_",
+    "code_interpreter_call": "ci_",
+}
+# Output items of built-in tools a caller may pass back as input, kept as they were.
+TOOL_ITEMS = {
+    "file_search_call": ("queries",),
+    "code_interpreter_call": ("container_id", "code"),
+}
 INPUT_ROLES = ("user", "system", "developer", "assistant")
 TEXT_PARTS = ("input_text", "output_text", "text")
 
@@ -108,6 +119,13 @@ def _item(raw: Any, where: str) -> dict[str, Any]:
             "output": output,
             "status": "completed",
         }
+    elif kind in TOOL_ITEMS:
+        for key in TOOL_ITEMS[kind]:
+            if key not in raw:
+                param = f"{where}.{key}"
+                raise InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
+        item = {k: v for k, v in raw.items() if k != "id"}
+        item["status"] = raw.get("status") or "completed"
     else:
         raise InvalidRequest(
             f"Invalid '{where}.type': input items of type '{kind}' are not supported.",
@@ -176,7 +194,25 @@ def chat_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             output = item["output"]
             text = output if isinstance(output, str) else item_text(output)
             out.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
+        elif kind == "code_interpreter_call":
+            out += _code_call(item)
+        # A file_search_call is left out: each response searches again for its own turn.
     return out
+
+
+def _code_call(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A code_interpreter_call as the model's call of its function and what it read back."""
+    arguments = json.dumps({"code": item.get("code") or ""})
+    call = {
+        "id": item["id"],
+        "type": "function",
+        "function": {"name": "code_interpreter", "arguments": arguments},
+    }
+    logs = "".join(o.get("logs", "") for o in item.get("outputs") or () if o.get("type") == "logs")
+    return [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": item["id"], "content": logs.strip() or "(no output)"},
+    ]
 
 
 def dumps_arguments(value: Any) -> str:

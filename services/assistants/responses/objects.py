@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from ..errors import InvalidRequest
+from . import code_interpreter, file_search
 from .tables import Conversation, ResponseRow
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "normalise_tools",
     "response_object",
     "response_usage",
+    "shown_item",
 ]
 
 INCLUDABLE = frozenset(
@@ -29,9 +32,26 @@ INCLUDABLE = frozenset(
         "message.output_text.logprobs",
     }
 )
-# Tools this server runs itself; once their executors exist they leave this set.
-BUILT_IN_PENDING = {"file_search", "code_interpreter"}
+# Tools this server runs itself, and how each checks and shows its definition.
+BUILT_IN = {
+    file_search.NAME: file_search.normalise_tool,
+    code_interpreter.NAME: code_interpreter.normalise_tool,
+}
 TOOL_CHOICE_OPTIONS = ("none", "auto", "required")
+# What an output item keeps to itself unless the request includes it.
+INCLUDED_ONLY = {
+    "file_search_call": ("results", "file_search_call.results"),
+    "code_interpreter_call": ("outputs", "code_interpreter_call.outputs"),
+}
+
+
+def shown_item(item: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    """An output item as the API shows it: search results and code outputs only when
+    ``include`` asks for them (the stored item keeps them, for the turns that follow)."""
+    hidden = INCLUDED_ONLY.get(item.get("type", ""))
+    if hidden is None or hidden[1] in include or item.get(hidden[0]) is None:
+        return item
+    return {**item, hidden[0]: None}
 
 
 def response_usage(chat: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -85,20 +105,24 @@ def normalise_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
                     "strict": True if strict is None else bool(strict),
                 }
             )
-        elif kind in BUILT_IN_PENDING:
-            raise InvalidRequest(
-                f"The '{kind}' tool is not available in Responses on this server yet; "
-                "use it through the Assistants API (runs).",
-                param=f"{where}.type",
-                code="unsupported_tool",
-            )
+        elif kind in BUILT_IN:
+            if any(t["type"] == kind for t in out):
+                raise InvalidRequest(
+                    f"Invalid '{where}': only one '{kind}' tool is allowed.", param=where
+                )
+            out.append(BUILT_IN[kind](tool, where))
         else:
             raise InvalidRequest(
                 f"The tool type '{kind}' is not supported by this server: it runs function "
-                "tools only (the caller executes them).",
+                "tools (the caller executes them), file_search and code_interpreter.",
                 param=f"{where}.type",
                 code="unsupported_tool",
             )
+    for kind in names & {t["type"] for t in out}:
+        raise InvalidRequest(
+            f"Invalid 'tools': a function cannot be named '{kind}' beside the '{kind}' tool.",
+            param="tools",
+        )
     return out
 
 
@@ -109,15 +133,23 @@ def normalise_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> Any:
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function":
         name = choice.get("name")
-        if not any(t["name"] == name for t in tools):
+        if not any(t.get("name") == name for t in tools):
             raise InvalidRequest(
                 f"Invalid 'tool_choice': no function named '{name}' in 'tools'.",
                 param="tool_choice",
             )
         return {"type": "function", "name": name}
+    if isinstance(choice, dict) and choice.get("type") in BUILT_IN:
+        if not any(t["type"] == choice["type"] for t in tools):
+            raise InvalidRequest(
+                f"Invalid 'tool_choice': no '{choice['type']}' tool in 'tools'.",
+                param="tool_choice",
+            )
+        return {"type": choice["type"]}
     raise InvalidRequest(
-        "Invalid 'tool_choice': expected 'none', 'auto', 'required' or "
-        "{'type': 'function', 'name': ...}.",
+        "Invalid 'tool_choice': expected 'none', 'auto', 'required', "
+        "{'type': 'function', 'name': ...}, {'type': 'file_search'} or "
+        "{'type': 'code_interpreter'}.",
         param="tool_choice",
     )
 
@@ -153,8 +185,11 @@ def normalise_text(text: dict[str, Any] | None) -> dict[str, Any]:
     return {"format": fmt, "verbosity": verbosity}
 
 
-def response_object(row: ResponseRow, *, store: bool = True) -> dict[str, Any]:
+def response_object(
+    row: ResponseRow, *, store: bool = True, include: list[str] | None = None
+) -> dict[str, Any]:
     extra = row.extra or {}
+    included = [*(row.include or []), *(include or [])]
     obj: dict[str, Any] = {
         "id": row.id,
         "object": "response",
@@ -168,7 +203,7 @@ def response_object(row: ResponseRow, *, store: bool = True) -> dict[str, Any]:
         "max_output_tokens": row.max_output_tokens,
         "max_tool_calls": extra.get("max_tool_calls"),
         "model": row.model,
-        "output": row.output or [],
+        "output": [shown_item(item, included) for item in row.output or []],
         "parallel_tool_calls": bool(row.parallel_tool_calls),
         "previous_response_id": row.previous_response_id,
         "reasoning": extra.get("reasoning") or {"effort": None, "summary": None},

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..builtin import file_search
 from ..errors import InvalidRequest
+from ..runs import code_interpreter
 from ..runs.prompt import estimate_tokens
 from .items import chat_messages
 from .tables import ResponseRow
@@ -64,6 +66,31 @@ def _response_format(text: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The response's tools as chat functions; a built-in one as the function the model
+    calls and this server answers."""
+    out = []
+    for t in tools:
+        if t["type"] == file_search.NAME:
+            out.append(file_search.function_tool())
+        elif t["type"] == code_interpreter.NAME:
+            out.append(code_interpreter.function_tool())
+        else:
+            function = {
+                "name": t["name"],
+                "description": t.get("description"),
+                "parameters": t.get("parameters") or {"type": "object", "properties": {}},
+                "strict": t.get("strict"),
+            }
+            out.append(
+                {
+                    "type": "function",
+                    "function": {k: v for k, v in function.items() if v is not None},
+                }
+            )
+    return out
+
+
 def build_body(row: ResponseRow, messages: list[dict[str, Any]]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": row.model,
@@ -75,26 +102,14 @@ def build_body(row: ResponseRow, messages: list[dict[str, Any]]) -> dict[str, An
         body["temperature"] = row.temperature
     if row.top_p is not None:
         body["top_p"] = row.top_p
-    if row.tools and row.tool_choice != "none":
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    k: v
-                    for k, v in (
-                        ("name", t["name"]),
-                        ("description", t.get("description")),
-                        ("parameters", t.get("parameters") or {"type": "object", "properties": {}}),
-                        ("strict", t.get("strict")),
-                    )
-                    if v is not None
-                },
-            }
-            for t in row.tools
-        ]
+    tools = _chat_tools(row.tools or [])
+    if tools and row.tool_choice != "none":
+        body["tools"] = tools
         choice = row.tool_choice
         if isinstance(choice, dict):
-            choice = {"type": "function", "function": {"name": choice["name"]}}
+            # A built-in tool is chosen as the function that stands for it.
+            name = choice.get("name") or choice["type"]
+            choice = {"type": "function", "function": {"name": name}}
         body["tool_choice"] = choice or "auto"
         body["parallel_tool_calls"] = bool(row.parallel_tool_calls)
     fmt = _response_format(row.text)
@@ -106,4 +121,5 @@ def build_body(row: ResponseRow, messages: list[dict[str, Any]]) -> dict[str, An
 
 
 def input_token_count(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-    return estimate_tokens(messages) + (estimate_tokens(tools) if tools else 0)
+    chat_tools = _chat_tools(tools)
+    return estimate_tokens(messages) + (estimate_tokens(chat_tools) if chat_tools else 0)

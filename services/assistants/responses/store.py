@@ -3,6 +3,7 @@ executor read and write."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -13,6 +14,7 @@ from ..errors import InvalidRequest, NotFound, not_found
 from ..ids import new_id
 from ..pagination import PageParams, fetch_page
 from .items import input_items
+from .objects import shown_item
 from .tables import Conversation, ResponseItem, ResponseRow
 
 __all__ = [
@@ -155,7 +157,7 @@ async def delete_response(session: AsyncSession, response_id: str) -> None:
 
 
 async def list_input_items(
-    session: AsyncSession, response_id: str, page: PageParams
+    session: AsyncSession, response_id: str, page: PageParams, include: Sequence[str] = ()
 ) -> dict[str, Any]:
     await get_response(session, response_id)
     return await fetch_page(
@@ -163,7 +165,7 @@ async def list_input_items(
         ResponseItem,
         page,
         {"response_id": response_id, "kind": "input"},
-        lambda row: row.body,
+        lambda row: shown_item(row.body, include),
     )
 
 
@@ -205,11 +207,15 @@ async def add_items(
 
 
 async def list_conversation_items(
-    session: AsyncSession, conversation_id: str, page: PageParams
+    session: AsyncSession, conversation_id: str, page: PageParams, include: Sequence[str] = ()
 ) -> dict[str, Any]:
     await get_conversation(session, conversation_id)
     return await fetch_page(
-        session, ResponseItem, page, {"conversation_id": conversation_id}, lambda row: row.body
+        session,
+        ResponseItem,
+        page,
+        {"conversation_id": conversation_id},
+        lambda row: shown_item(row.body, include),
     )
 
 

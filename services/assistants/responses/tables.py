@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..tables import Base, Keyed
 
-__all__ = ["Conversation", "ResponseItem", "ResponseRow"]
+__all__ = ["Container", "Conversation", "ResponseItem", "ResponseRow"]
 
 
 class ResponseRow(Keyed, Base):
@@ -33,7 +33,8 @@ class ResponseRow(Keyed, Base):
     truncation: Mapped[str] = mapped_column(String(16), default="disabled")
     text: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     include: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    # What the API echoes back without acting on it (user, reasoning, service_tier, ...).
+    # What the API echoes back without acting on it (user, reasoning, service_tier, ...),
+    # and what executing it needs that has no column of its own (the container_id).
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     output: Mapped[list[Any]] = mapped_column(JSON, default=list)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -69,3 +70,15 @@ class ResponseItem(Keyed, Base):
     kind: Mapped[str] = mapped_column(String(8))
     type: Mapped[str] = mapped_column(String(32))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Container(Keyed, Base):
+    """A code_interpreter container: the name of one sandbox session, and the files it is
+    given. The session itself lives in the process that runs its code; a container idle
+    for CODE_INTERPRETER_IDLE_SECONDS has expired, as its session has."""
+
+    __tablename__ = "containers"
+
+    name: Mapped[str] = mapped_column(String(256))
+    file_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    last_active_at: Mapped[int] = mapped_column(BigInteger)

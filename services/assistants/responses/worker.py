@@ -52,6 +52,8 @@ class ResponsesWorker:
             row=row,
             body=body,
             store=store,
+            searcher=self.executor.file_search,
+            interpreter=self.executor.code_interpreter,
         )
 
     def execute(self, execution: ResponseExecution) -> None:

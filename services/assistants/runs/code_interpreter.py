@@ -13,16 +13,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from ..clock import now
 from ..config import Settings
-from ..domain.runs import end_step, step_object
 from ..files.storage import LocalFileStorage
 from ..sandbox import ExecutionResult, SandboxLimits, SandboxPool, SandboxUnavailable
-from ..tables import Message, Run
+from ..tables import Message
 from . import code_files
-from .objects import add_usage
 from .toolcalls import ToolCall
 
 if TYPE_CHECKING:
@@ -32,7 +27,6 @@ __all__ = [
     "MAX_ROUNDS",
     "NAME",
     "CodeInterpreter",
-    "answer_calls",
     "enabled",
     "function_tool",
     "history_call",
@@ -183,17 +177,11 @@ class CodeInterpreter:
         )
         return cls(pool, storage)
 
-    async def run(
-        self, execution: RunExecution, call: ToolCall
-    ) -> tuple[list[dict[str, Any]], str]:
-        """Execute one call in the thread's session: its step outputs and the model's text."""
-        assert execution.run is not None
-        thread_id = execution.run.thread_id
-        code = input_code(call.arguments)
-        call.type = NAME
-        call.streamed = code
+    async def execute(self, key: str, code: str) -> tuple[ExecutionResult, str]:
+        """Run ``code`` in the session ``key``: the result, and its logs with what else the
+        reader should know (the error, output not kept, files written)."""
         try:
-            result = await self.pool.execute(thread_id, code)
+            result = await self.pool.execute(key, code)
         except SandboxUnavailable as exc:
             result = ExecutionResult(error=f"Error: {exc}")
         logs = result.logs
@@ -203,6 +191,17 @@ class CodeInterpreter:
             logs = f"{logs}\n{result.error}" if logs else result.error
         for item in result.files:
             logs += f"\n[file written: {item.path}]"
+        return result, logs
+
+    async def run(
+        self, execution: RunExecution, call: ToolCall
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Execute one call in the thread's session: its step outputs and the model's text."""
+        assert execution.run is not None
+        code = input_code(call.arguments)
+        call.type = NAME
+        call.streamed = code
+        result, logs = await self.execute(execution.run.thread_id, code)
         outputs: list[dict[str, Any]] = [{"type": "logs", "logs": logs}] if logs else []
         if self.storage is not None:
             outputs += await code_files.store_outputs(execution, self.storage, result)
@@ -247,69 +246,3 @@ async def prepare(
             tool = {"type": "function", "function": function}
         tools.append(tool)
     return {**body, "tools": tools}
-
-
-async def complete_tool_step(execution: RunExecution) -> None:
-    """The turn's tool calls are all answered: end its step, start a fresh turn."""
-    turn = execution.turn
-    assert turn.tool_step is not None
-    async with execution.db.write() as session:
-        step = await session.merge(turn.tool_step)
-        step.step_details = {
-            "type": "tool_calls",
-            "tool_calls": [c.as_object(with_output=True) for c in turn.calls.calls],
-        }
-        step.usage = add_usage(None, turn.usage)
-        end_step(step, "completed", now())
-        run = await session.scalar(select(Run).where(Run.id == execution.run_id))
-        if run is not None:
-            run.usage = add_usage(run.usage, turn.usage)
-    execution.emit("thread.run.step.completed", step_object(step))
-    execution.turn = type(turn)(placeholder=turn.placeholder)
-
-
-async def answer_calls(execution: RunExecution, body: dict[str, Any]) -> dict[str, Any] | None:
-    """Run the turn's code_interpreter calls; the next turn's request, or None when the run
-    must wait for function outputs too (then requires_action lists only those)."""
-    interpreter = execution.code_interpreter
-    run, turn = execution.run, execution.turn
-    assert interpreter is not None and run is not None and turn.tool_step is not None
-    step = turn.tool_step
-    calls = turn.calls.calls
-    results: list[dict[str, Any]] = []
-    for position, call in enumerate(calls):
-        if call.name != NAME:
-            continue
-        streamed = call.streamed
-        outputs, text = await interpreter.run(execution, call)
-        delta_outputs = [{"index": i, **o} for i, o in enumerate(outputs)]
-        details: dict[str, Any] = {"outputs": delta_outputs}
-        if call.streamed.startswith(streamed) and len(call.streamed) > len(streamed):
-            # Code the stream could not show as it came (not JSON the way it was cut).
-            details["input"] = call.streamed[len(streamed) :]
-        tool_delta = {"index": position, "type": NAME, NAME: details}
-        execution.emit(
-            "thread.run.step.delta",
-            {
-                "id": step.id,
-                "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [tool_delta]}},
-            },
-        )
-        results.append({"role": "tool", "tool_call_id": call.id, "content": text})
-    if any(c.type == "function" for c in calls):
-        return None
-    await complete_tool_step(execution)
-    chat_calls = [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for c in calls
-    ]
-    text = "".join(turn.text) or None
-    messages = [*body["messages"], {"role": "assistant", "content": text, "tool_calls": chat_calls}]
-    following = {**body, "messages": messages + results}
-    if following.get("tool_choice") not in (None, "none", "auto"):
-        following["tool_choice"] = "auto"  # a forced call is made once, then the model answers
-    if "max_tokens" in following and turn.usage:
-        spent = int(turn.usage.get("completion_tokens") or 0)
-        following["max_tokens"] = max(1, following["max_tokens"] - spent)
-    return following

@@ -16,16 +16,17 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..builtin.file_search import Citations
 from ..clock import now
 from ..db import Database
 from ..domain.messages import message_object, text_content
 from ..domain.runs import TERMINAL_STATUSES, end_step, mark_cancelled, run_object, step_object
 from ..errors import error_body
 from ..tables import Message, Run, RunStep
-from . import claims, code_files, code_interpreter
+from . import claims, code_files, code_interpreter, file_search, served
 from .code_interpreter import CodeInterpreter
 from .events import Event, EventBus
-from .file_search import Citations, FileSearch
+from .file_search import FileSearch, RunSearch
 from .objects import add_usage, message_rows, new_step
 from .prompt import PromptTooLong, build_request, run_history, thread_history
 from .toolcalls import ToolCalls
@@ -87,8 +88,8 @@ class RunExecution:
     ) -> None:
         self.db = db
         self.file_search = file_search
-        # Set when the run searched files: rewrites the model's [n] citations.
-        self.citations: Citations | None = None
+        # Set when the run has stores to search: the sources, and its [n] citations.
+        self.search: RunSearch | None = None
         self.bus = bus
         self.worker = worker
         self.lease = lease
@@ -167,7 +168,7 @@ class RunExecution:
             await self._finish("incomplete", reason="max_prompt_tokens")
             return
         if self.file_search is not None:
-            self.citations = await self.file_search.before_model(
+            self.search = await self.file_search.before_model(
                 self, run, started.thread_messages, prompt.body
             )
         if self.cancel_requested:
@@ -180,21 +181,23 @@ class RunExecution:
         body: dict[str, Any] | None = prompt.body
         if builtin:
             body = await code_interpreter.prepare(self, prompt.body, started.thread_messages)
-        for round_ in range(code_interpreter.MAX_ROUNDS + 1):
+        answers_itself = served.served_names(self)
+        for round_ in range(served.MAX_ROUNDS + 1):
             assert body is not None
             if await self._step(self._consume(body)) is FINISHED:
                 return
             calls = self.turn.calls.calls
-            if not builtin or self.cancel_requested:
+            if not answers_itself or self.cancel_requested:
                 break
-            if not any(c.name == code_interpreter.NAME for c in calls):
+            if not any(c.name in answers_itself for c in calls):
                 break
-            if round_ == code_interpreter.MAX_ROUNDS:
-                limit = f"The model ran code more than {round_} times in one run."
+            if round_ == served.MAX_ROUNDS:
+                what = " or ".join(sorted(answers_itself))
+                limit = f"The model called {what} more than {round_} times in one run."
                 await self._finish("failed", error=("server_error", limit))
                 return
             # The service answers these calls itself, then the model goes on.
-            answered = await self._step(code_interpreter.answer_calls(self, body))
+            answered = await self._step(served.answer_calls(self, body))
             if answered is FINISHED:
                 return
             body = answered  # type: ignore[assignment]
@@ -249,6 +252,10 @@ class RunExecution:
                     turn.finish_reason = choice["finish_reason"]
         if self.citations is not None:
             await self._on_text("")  # what a partial citation marker held back
+
+    @property
+    def citations(self) -> Citations | None:
+        return self.search.citations if self.search is not None else None
 
     async def _on_text(self, content: str) -> None:
         annotations: list[dict[str, Any]] = []
@@ -320,13 +327,17 @@ class RunExecution:
             turn.tool_step = step
             self.emit("thread.run.step.created", step_object(step))
             self.emit("thread.run.step.in_progress", step_object(step))
-        relay = self.code_interpreter is not None and code_interpreter.enabled(
-            self.run.tools if self.run else None
-        )
+        answers_itself = served.served_names(self)
         for frag in fragments:
-            delta = turn.calls.add(frag)
-            if relay:
-                delta = code_interpreter.relay_delta(turn.calls.calls[delta["index"]], delta)
+            added = turn.calls.add(frag)
+            call = turn.calls.calls[added["index"]]
+            delta: dict[str, Any] | None = added
+            if code_interpreter.NAME in answers_itself:
+                delta = code_interpreter.relay_delta(call, delta)
+            if file_search.NAME in answers_itself:
+                delta = file_search.relay_delta(call, delta)
+            if delta is None:
+                continue
             step = turn.tool_step
             self.emit(
                 "thread.run.step.delta",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..tables import Message, Run, RunStep
-from . import code_interpreter
+from . import code_interpreter, file_search
 
 __all__ = ["PromptTooLong", "build_request", "estimate_tokens", "run_history"]
 
@@ -55,6 +55,8 @@ def run_history(
             for c in details.get("tool_calls", []):
                 if c.get("type") == code_interpreter.NAME:
                     chat_call, output = code_interpreter.history_call(c, output_chars)
+                elif c.get("type") == file_search.NAME:
+                    chat_call, output = file_search.history_call(c)
                 elif c.get("type") == "function":
                     function = c["function"]
                     chat_call = {
@@ -133,4 +135,6 @@ def _tool_choice(choice: Any) -> Any:
         return {"type": "function", "function": {"name": choice["function"]["name"]}}
     if isinstance(choice, dict) and choice.get("type") == code_interpreter.NAME:
         return {"type": "function", "function": {"name": code_interpreter.NAME}}
+    # file_search is chosen by the search made before the model answers: the model then
+    # decides whether it searches again.
     return "auto"

@@ -20,16 +20,20 @@ class ToolCall:
     id: str
     name: str = ""
     arguments: str = ""
-    # "code_interpreter" for calls the run answers itself (runs/code_interpreter.py).
+    # "code_interpreter" or "file_search" for calls the run answers itself (runs/served.py).
     type: str = "function"
     streamed: str = ""
     outputs: list[dict[str, Any]] | None = None
     result: Any = None
+    # A file_search call's step details, once answered.
+    details: dict[str, Any] | None = None
 
     def as_object(self, *, with_output: bool) -> dict[str, Any]:
         if self.type == "code_interpreter":
             details = {"input": self.streamed, "outputs": self.outputs or []}
             return {"id": self.id, "type": self.type, "code_interpreter": details}
+        if self.type == "file_search":
+            return {"id": self.id, "type": self.type, "file_search": self.details or {}}
         function: dict[str, Any] = {"name": self.name, "arguments": self.arguments}
         if with_output:
             function["output"] = None

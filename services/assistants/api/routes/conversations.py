@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ...responses import store
-from ...responses.objects import conversation_object
+from ...responses.objects import conversation_object, shown_item
 from ...responses.schemas import ConversationCreate, ConversationItemsCreate, ConversationUpdate
 from ...responses.shapes import ConversationObject, ItemList, ItemObject
 from ...schemas.common import Deleted
@@ -73,7 +73,9 @@ async def list_items(
     conversation_id: str, db: DatabaseDep, page: PageDep, include: Include = None
 ) -> Any:
     async with db.read() as session:
-        return json_response(await store.list_conversation_items(session, conversation_id, page))
+        return json_response(
+            await store.list_conversation_items(session, conversation_id, page, include or [])
+        )
 
 
 @router.get("/{conversation_id}/items/{item_id}", response_model=ItemObject)
@@ -82,7 +84,7 @@ async def retrieve_item(
 ) -> Any:
     async with db.read() as session:
         row = await store.get_conversation_item(session, conversation_id, item_id)
-    return json_response(row.body)
+    return json_response(shown_item(row.body, include or []))
 
 
 @router.delete("/{conversation_id}/items/{item_id}", response_model=ConversationObject)

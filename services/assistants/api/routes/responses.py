@@ -16,6 +16,8 @@ from ...db import Database
 from ...errors import InvalidRequest
 from ...ids import new_id
 from ...responses import store
+from ...responses.code_interpreter import resolve_container
+from ...responses.file_search import check_stores
 from ...responses.items import input_items
 from ...responses.objects import (
     INCLUDABLE,
@@ -138,12 +140,13 @@ async def create_response(
     worker = _worker(request)
     lease = settings.run_lease_seconds
     context = settings.responses_context_tokens
+    idle = settings.code_interpreter_idle_seconds
     saving: asyncio.Future[None] | None = None
     if row.background:
         async with db.write() as session:
-            messages = fit_history(
-                row.instructions, await _history(session, body), inputs, row.truncation, context
-            )
+            history = await _history(session, body)
+            messages = fit_history(row.instructions, history, inputs, row.truncation, context)
+            await _built_in_tools(session, row, history + inputs, idle)
             _take(row, worker.worker, lease, streamed=bool(body.stream))
             session.add(row)
             session.add_all(store.item_rows(inputs, kind="input", response_id=row.id))
@@ -153,6 +156,11 @@ async def create_response(
             async with db.read() as session:
                 history = await _history(session, body)
         messages = fit_history(row.instructions, history, inputs, row.truncation, context)
+        if any(t["type"] != "function" for t in row.tools):
+            # A container is made (or reused) for the response, even one not stored.
+            coding = any(t["type"] == "code_interpreter" for t in row.tools)
+            async with db.write() if coding else db.read() as session:
+                await _built_in_tools(session, row, history + inputs, idle)
         if saved:
             _take(row, worker.worker, lease, streamed=bool(body.stream))
             # Written while the upstream is asked: the model's first token takes longer
@@ -191,6 +199,16 @@ async def create_response(
             raise
     await execution.done.wait()
     return json_response(response_object(execution.row, store=saved))
+
+
+async def _built_in_tools(
+    session: AsyncSession, row: ResponseRow, context: list[dict[str, Any]], idle: float
+) -> None:
+    """The stores file_search names exist; code_interpreter gets its container."""
+    await check_stores(session, row.tools)
+    container = await resolve_container(session, row.tools, context, idle)
+    if container is not None:
+        row.extra = {**row.extra, "container_id": container}
 
 
 async def _save(db: Database, row: ResponseRow, inputs: list[dict[str, Any]]) -> None:
@@ -243,7 +261,7 @@ async def retrieve_response(
         )
     async with db.read() as session:
         row = await store.get_response(session, response_id)
-    return json_response(response_object(row))
+    return json_response(response_object(row, include=include))
 
 
 @router.delete("/{response_id}", response_model=Deleted)
@@ -272,7 +290,9 @@ async def list_input_items(
     include: Annotated[list[str] | None, Query(alias="include[]")] = None,
 ) -> Any:
     async with db.read() as session:
-        return json_response(await store.list_input_items(session, response_id, page))
+        return json_response(
+            await store.list_input_items(session, response_id, page, include or [])
+        )
 
 
 __all__ = ["router"]
