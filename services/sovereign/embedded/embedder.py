@@ -49,6 +49,9 @@ def bundled_embedder(n_threads: int) -> Embedder:
 
 
 class Embedder:
+    model_id = EMBEDDING_MODEL_ID
+    dimensions = DIMENSIONS
+
     def __init__(
         self, model_path: Path, tokenizer_path: Path, *, n_threads: int, sha256: str | None = None
     ) -> None:
