@@ -107,8 +107,8 @@ async def test_each_model_is_only_ever_touched_from_its_own_thread() -> None:
     work += [static.embed([f"text {i}", "word " * 600]) for i in range(3)]
     results = await asyncio.gather(*work)
     assert all(results)
-    # each text's windows run in one batch
-    assert (llm.calls, session.calls, tokenizer.calls) == (10, 3, 3)
+    # "text i" alone, then the 600 words' three windows one a call
+    assert (llm.calls, session.calls, tokenizer.calls) == (10, 12, 3)
     assert llm.most == 1 and session.most == 1 and tokenizer.most == 1
     assert llm.threads == {runner.worker.thread_ident}
     assert session.threads == {embedder.worker.thread_ident}
