@@ -1,4 +1,5 @@
-"""The bundled embedding model: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, without torch.
+"""all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, without torch: the embedding model the
+default static table (static_embedder.py) is distilled from, served beside it.
 
 Texts longer than the model's window are embedded in overlapping windows whose vectors are
 averaged (weighted by their length) and normalised, so nothing past the window is lost.

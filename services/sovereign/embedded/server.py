@@ -1,7 +1,7 @@
 """The embedded runtime's OpenAI-compatible HTTP API over the bundled models.
 
-`GET /health` is 503 while the models load and warm up, and 200 once both have answered
-(the chat model generated a token, the embedder embedded a text); it names the models.
+`GET /health` is 503 while the models load and warm up, and 200 once all have answered
+(the chat model generated a token, each embedder embedded a text); it names the models.
 A failure while loading or warming up ends the process, so a supervisor sees it at once.
 """
 
@@ -230,7 +230,7 @@ def create_embedded_app(runner: LlamaRunner, embedders: list[EmbeddingModel]) ->
 def _embedding_model(body: dict[str, Any], by_name: dict[str, EmbeddingModel]) -> EmbeddingModel:
     model = by_name.get(body["model"].lower())
     if model is None:
-        served = "', '".join(sorted({m.model_id for m in by_name.values()}))
+        served = "', '".join(dict.fromkeys(m.model_id for m in by_name.values()))
         raise ModelNotFound(
             f"The model '{body['model']}' does not exist here; embeddings come from '{served}'"
         )
