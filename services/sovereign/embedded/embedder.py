@@ -119,6 +119,13 @@ class Embedder:
     def _embed(self, texts: list[str]) -> Embeddings:
         import numpy as np
 
+        if self.session is None:  # served beside the default, it loads on its first request
+            try:
+                self._load()
+            except EmbedderError:
+                raise
+            except Exception as exc:  # onnxruntime's own errors: a damaged model file
+                raise EmbedderError(f"{self.model_path} could not be loaded: {exc}") from exc
         encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
         windows: list[list[int]] = []
         owners: list[int] = []

@@ -28,7 +28,7 @@ class EmbeddingModel(Protocol):
 
 def bundled_embedding_models(n_threads: int) -> list[EmbeddingModel]:
     """The default first: the static table (fast), then all-MiniLM-L6-v2 itself (better
-    ranked, about a hundred times slower on long chunks)."""
+    ranked, about a hundred times slower on long chunks), loaded when first asked for."""
     return [StaticEmbedder(), bundled_embedder(n_threads)]
 
 

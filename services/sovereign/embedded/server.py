@@ -1,7 +1,8 @@
 """The embedded runtime's OpenAI-compatible HTTP API over the bundled models.
 
-`GET /health` is 503 while the models load and warm up, and 200 once all have answered
-(the chat model generated a token, each embedder embedded a text); it names the models.
+`GET /health` is 503 while the models load and warm up, and 200 once they have answered
+(the chat model generated a token, the default embedder embedded a text); it names the
+models. Embedders other than the default load on their first request.
 A failure while loading or warming up ends the process, so a supervisor sees it at once.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from services.sovereign.embedded.embedder import EmbedderError
 from services.sovereign.embedded.embedding_models import EmbeddingModel, names_of
 from services.sovereign.embedded.grammar import constrain, tool_call_message
 from services.sovereign.embedded.prompt import STOP, PromptError, render_prompt
@@ -78,8 +80,10 @@ def create_embedded_app(runner: LlamaRunner, embedders: list[EmbeddingModel]) ->
     async def load() -> None:
         try:
             state["warmup_s"]["chat"] = round(await runner.load_and_warm_up(), 2)
-            for model in embedders:
-                state["warmup_s"][model.model_id] = round(await model.load_and_warm_up(), 2)
+            # Only the default: the others load on their first request, since most setups
+            # never ask for them and MiniLM holds about 200 MB once loaded.
+            default = embedders[0]
+            state["warmup_s"][default.model_id] = round(await default.load_and_warm_up(), 2)
         except Exception as exc:
             # Serving 503 forever would hide the fault; exiting shows it to the supervisor.
             message = f"sovereign-embedded: cannot load or warm up the models: {exc!r}"
@@ -212,7 +216,10 @@ def create_embedded_app(runner: LlamaRunner, embedders: list[EmbeddingModel]) ->
         check_embedding_request(body)
         model = _embedding_model(body, by_name)
         texts = _embedding_texts(body)
-        result = await model.embed(texts)
+        try:
+            result = await model.embed(texts)
+        except EmbedderError as exc:  # one served beside the default, failing its first load
+            raise SovereignError(str(exc), code="model_not_loaded") from exc
         data = [
             {"object": "embedding", "index": i, "embedding": vector}
             for i, vector in enumerate(result.vectors)
