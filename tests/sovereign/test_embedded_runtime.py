@@ -106,47 +106,57 @@ def test_prompt_beyond_the_context_is_a_clear_400(sovereign: Sovereign, stream: 
 def test_health_names_the_warmed_up_models(embedded: Sovereign) -> None:
     health = httpx.get(embedded.url + "/health").json()
     assert health["models"]["chat"] == {"id": "gemma-3-270m", "file": ANY_GGUF, "ready": True}
-    assert health["models"]["embedding"]["id"] == "all-minilm-l6-v2"
-    assert health["models"]["embedding"]["dimensions"] == 384
-    assert set(health["warmup_s"]) == {"chat", "embedding"}
+    # The default embedder first, then the one it was distilled from, still selectable.
+    assert health["models"]["embedding"]["id"] == "all-minilm-l6-v2-static"
+    assert health["models"]["embedding"]["dimensions"] == 256
+    embeddings = {m["id"]: (m["dimensions"], m["ready"]) for m in health["models"]["embeddings"]}
+    assert embeddings == {"all-minilm-l6-v2-static": (256, True), "all-minilm-l6-v2": (384, True)}
+    # MiniLM loads on its first request, not at start.
+    assert set(health["warmup_s"]) == {"chat", "all-minilm-l6-v2-static"}
     ids = [m["id"] for m in httpx.get(embedded.base_url + "/models").json()["data"]]
-    assert ids == ["gemma-3-270m", "all-minilm-l6-v2"]
+    assert ids == ["gemma-3-270m", "all-minilm-l6-v2-static", "all-minilm-l6-v2"]
 
 
 def cosine(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))
 
 
-def test_real_embeddings_through_the_sdk(sovereign: Sovereign) -> None:
+EMBEDDERS = [("all-minilm-l6-v2-static", 256), ("all-minilm-l6-v2", 384), ("all-minilm", 384)]
+
+
+@pytest.mark.parametrize(("model", "dimensions"), EMBEDDERS)
+def test_real_embeddings_through_the_sdk(sovereign: Sovereign, model: str, dimensions: int) -> None:
     client = openai.OpenAI(base_url=sovereign.base_url, api_key="unused", timeout=60)
     texts = [
         "The cat sat on the mat.",
         "A kitten is sitting on a rug.",
         "Quarterly revenue rose eight percent on strong bond trading.",
     ]
-    result = client.embeddings.create(model="all-minilm-l6-v2", input=texts)  # base64 on the wire
+    result = client.embeddings.create(model=model, input=texts)  # base64 on the wire
     vectors = [d.embedding for d in result.data]
-    assert [len(v) for v in vectors] == [384, 384, 384]
+    assert [len(v) for v in vectors] == [dimensions] * 3
     assert all(abs(cosine(v, v) - 1) < 1e-3 for v in vectors)
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.3
-    assert result.usage.prompt_tokens > 20 and result.model == "all-minilm-l6-v2"
+    assert result.usage.prompt_tokens > 20 and result.model == model
     health = httpx.get(sovereign.url + "/health").json()
     assert health["status"] == "ok" and health["backends"]["default"]["ready"] is True
     listed = {m["id"]: m["ready"] for m in client.models.list().model_dump()["data"]}
-    assert listed == {"gemma-3-270m": True, "all-minilm-l6-v2": True}
+    assert listed == {"gemma-3-270m": True, **{name: True for name, _ in EMBEDDERS[:2]}}
 
 
-def test_a_long_input_is_embedded_in_windows_not_cut(sovereign: Sovereign) -> None:
+@pytest.mark.parametrize("model", ["all-minilm-l6-v2-static", "all-minilm-l6-v2"])
+def test_a_long_input_is_embedded_whole_not_cut(sovereign: Sovereign, model: str) -> None:
     client = openai.OpenAI(base_url=sovereign.base_url, api_key="unused", timeout=60)
     head = "The river floods every spring and the farmers plant rice in the wet fields. " * 20
     tail = "The violinist tuned her instrument before the concert in the old opera house. " * 20
     full, first, music = (
         d.embedding
         for d in client.embeddings.create(
-            model="all-minilm-l6-v2", input=[head + tail, head, "a violin concert"]
+            model=model, input=[head + tail, head, "a violin concert"]
         ).data
     )
-    # About 600 tokens: a cut at the 256-token window would lose the whole tail.
+    # About 600 tokens: a cut at MiniLM's 256-token window would lose the whole tail (it is
+    # embedded in windows; the static model has no window).
     assert cosine(full, music) > cosine(first, music) + 0.1
     assert cosine(full, first) < 0.95
 
@@ -156,6 +166,7 @@ def test_a_long_input_is_embedded_in_windows_not_cut(sovereign: Sovereign) -> No
     [
         ({"input": [[101, 2023, 102]]}, 400, "token arrays"),
         ({"input": "x", "dimensions": 128}, 400, "cannot shorten"),
+        ({"input": "x", "model": "all-minilm-l6-v2-static", "dimensions": 384}, 400, "256-dim"),
         ({"input": "x", "model": "gemma-3-270m"}, 404, "embeddings come from"),
     ],
 )

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from services.serving import serve
-from services.sovereign.embedded.embedder import EmbedderError, bundled_embedder
+from services.sovereign.embedded.embedder import EmbedderError
+from services.sovereign.embedded.embedding_models import bundled_embedding_models
 from services.sovereign.embedded.model_file import ModelFileError, bundled_model_path
 
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or max(1, min(4, os.cpu_count() or 1))
     try:
         model_path = args.model or bundled_model_path()
-        embedder = bundled_embedder(threads)
+        embedders = bundled_embedding_models(threads)
     except (ModelFileError, EmbedderError) as exc:
         print(f"sovereign-embedded: {exc}", file=sys.stderr)
         return 2
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.sovereign.embedded.server import create_embedded_app
 
     runner = LlamaRunner(model_path, n_ctx=args.ctx, n_threads=threads)
-    app = create_embedded_app(runner, embedder)
+    app = create_embedded_app(runner, embedders)
     serve(
         app,
         host=args.host,

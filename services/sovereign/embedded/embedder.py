@@ -1,4 +1,5 @@
-"""The bundled embedding model: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, without torch.
+"""all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, without torch: the embedding model the
+default static table (static_embedder.py) is distilled from, served beside it.
 
 Texts longer than the model's window are embedded in overlapping windows whose vectors are
 averaged (weighted by their length) and normalised, so nothing past the window is lost.
@@ -21,7 +22,11 @@ EMBEDDING_MODEL_ID = "all-minilm-l6-v2"
 DIMENSIONS = 384
 WINDOW = 256  # tokens, [CLS] and [SEP] included: the length the model was trained at
 OVERLAP = 32  # so a sentence cut by a window edge is whole in one of the two windows
-BATCH = 32  # windows per onnxruntime call, sorted by length to waste little padding
+# Padded tokens per onnxruntime call (windows sorted by length to waste little padding):
+# larger batches spill the CPU's caches, so 32 windows of 256 a call made ~1.6x fewer
+# 800-token chunks per CPU-second than one window a call (bench_embedders.py --tuning);
+# short texts still go many to a call.
+BATCH_TOKENS = 256
 TOKENIZER = Path(__file__).parent / "assets" / "all-minilm-l6-v2.tokenizer.json"
 
 
@@ -49,6 +54,9 @@ def bundled_embedder(n_threads: int) -> Embedder:
 
 
 class Embedder:
+    model_id = EMBEDDING_MODEL_ID
+    dimensions = DIMENSIONS
+
     def __init__(
         self, model_path: Path, tokenizer_path: Path, *, n_threads: int, sha256: str | None = None
     ) -> None:
@@ -99,9 +107,25 @@ class Embedder:
         starts = range(0, max(len(ids) - OVERLAP, 1), size - OVERLAP)
         return [[self.cls, *ids[s : s + size], self.sep] for s in starts]
 
+    def _batches(self, windows: list[list[int]]) -> list[list[int]]:
+        batches: list[list[int]] = [[]]
+        for i in sorted(range(len(windows)), key=lambda i: len(windows[i])):
+            # Sorted by length, so this window is the longest: the batch pads to it.
+            if batches[-1] and (len(batches[-1]) + 1) * len(windows[i]) > BATCH_TOKENS:
+                batches.append([])
+            batches[-1].append(i)
+        return [batch for batch in batches if batch]
+
     def _embed(self, texts: list[str]) -> Embeddings:
         import numpy as np
 
+        if self.session is None:  # served beside the default, it loads on its first request
+            try:
+                self._load()
+            except EmbedderError:
+                raise
+            except Exception as exc:  # onnxruntime's own errors: a damaged model file
+                raise EmbedderError(f"{self.model_path} could not be loaded: {exc}") from exc
         encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
         windows: list[list[int]] = []
         owners: list[int] = []
@@ -110,9 +134,7 @@ class Embedder:
                 windows.append(window)
                 owners.append(owner)
         vectors = np.zeros((len(windows), DIMENSIONS), dtype=np.float32)
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        for start in range(0, len(order), BATCH):
-            batch = order[start : start + BATCH]
+        for batch in self._batches(windows):
             vectors[batch] = self._run([windows[i] for i in batch])
         # Weighted by length: a short tail window counts for what it holds.
         weights = np.array([len(w) for w in windows], dtype=np.float32)[:, None]

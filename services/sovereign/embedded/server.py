@@ -1,7 +1,8 @@
 """The embedded runtime's OpenAI-compatible HTTP API over the bundled models.
 
-`GET /health` is 503 while the models load and warm up, and 200 once both have answered
-(the chat model generated a token, the embedder embedded a text); it names the models.
+`GET /health` is 503 while the models load and warm up, and 200 once they have answered
+(the chat model generated a token, the default embedder embedded a text); it names the
+models. Embedders other than the default load on their first request.
 A failure while loading or warming up ends the process, so a supervisor sees it at once.
 """
 
@@ -21,7 +22,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from services.sovereign.embedded.embedder import DIMENSIONS, EMBEDDING_MODEL_ID, Embedder
+from services.sovereign.embedded.embedder import EmbedderError
+from services.sovereign.embedded.embedding_models import EmbeddingModel, names_of
 from services.sovereign.embedded.grammar import constrain, tool_call_message
 from services.sovereign.embedded.prompt import STOP, PromptError, render_prompt
 from services.sovereign.embedded.runner import LlamaRunner
@@ -35,7 +37,6 @@ log = logging.getLogger("sovereign.embedded")
 
 MODEL_ID = "gemma-3-270m"
 DEFAULT_MAX_TOKENS = 128  # bounded so a CPU answers in seconds; clients may ask for more
-EMBEDDING_NAMES = {EMBEDDING_MODEL_ID, "all-minilm", "all-minilm:l6-v2"}  # Ollama's names too
 
 
 def _params(body: dict[str, Any], n_ctx: int) -> dict[str, Any]:
@@ -71,13 +72,18 @@ async def _json(request: Request) -> dict[str, Any]:
     return body
 
 
-def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
+def create_embedded_app(runner: LlamaRunner, embedders: list[EmbeddingModel]) -> FastAPI:
+    """The first of ``embedders`` is the default, named in ``/health`` as ``embedding``."""
     state: dict[str, Any] = {"status": "loading", "warmup_s": {}}
+    by_name = {name.lower(): model for model in embedders for name in names_of(model)}
 
     async def load() -> None:
         try:
             state["warmup_s"]["chat"] = round(await runner.load_and_warm_up(), 2)
-            state["warmup_s"]["embedding"] = round(await embedder.load_and_warm_up(), 2)
+            # Only the default: the others load on their first request, since most setups
+            # never ask for them and MiniLM holds about 200 MB once loaded.
+            default = embedders[0]
+            state["warmup_s"][default.model_id] = round(await default.load_and_warm_up(), 2)
         except Exception as exc:
             # Serving 503 forever would hide the fault; exiting shows it to the supervisor.
             message = f"sovereign-embedded: cannot load or warm up the models: {exc!r}"
@@ -93,7 +99,8 @@ def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
         yield
         task.cancel()
         runner.worker.shutdown()
-        embedder.worker.shutdown()
+        for model in embedders:
+            model.worker.shutdown()
 
     app = FastAPI(title="sovereign-embedded", lifespan=lifespan, openapi_url=None)
 
@@ -111,17 +118,22 @@ def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
     @app.get("/health")
     async def health() -> Response:
         ready = state["status"] == "ok"
+        embedding = [
+            {
+                "id": model.model_id,
+                "file": model.model_path.name,
+                "dimensions": model.dimensions,
+                "ready": ready,
+            }
+            for model in embedders
+        ]
         body = {
             "status": state["status"],
             "model": MODEL_ID,
             "models": {
                 "chat": {"id": MODEL_ID, "file": runner.model_path.name, "ready": ready},
-                "embedding": {
-                    "id": EMBEDDING_MODEL_ID,
-                    "file": embedder.model_path.name,
-                    "dimensions": DIMENSIONS,
-                    "ready": ready,
-                },
+                "embedding": embedding[0],
+                "embeddings": embedding,
             },
             "warmup_s": state["warmup_s"],
         }
@@ -133,7 +145,7 @@ def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
             return unavailable
         data = [
             {"id": model, "object": "model", "created": 0, "owned_by": "embedded"}
-            for model in (MODEL_ID, EMBEDDING_MODEL_ID)
+            for model in (MODEL_ID, *(m.model_id for m in embedders))
         ]
         return JSONResponse({"object": "list", "data": data})
 
@@ -202,8 +214,12 @@ def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
             return unavailable
         body = await _json(request)
         check_embedding_request(body)
+        model = _embedding_model(body, by_name)
         texts = _embedding_texts(body)
-        result = await embedder.embed(texts)
+        try:
+            result = await model.embed(texts)
+        except EmbedderError as exc:  # one served beside the default, failing its first load
+            raise SovereignError(str(exc), code="model_not_loaded") from exc
         data = [
             {"object": "embedding", "index": i, "embedding": vector}
             for i, vector in enumerate(result.vectors)
@@ -218,18 +234,24 @@ def create_embedded_app(runner: LlamaRunner, embedder: Embedder) -> FastAPI:
     return app
 
 
-def _embedding_texts(body: dict[str, Any]) -> list[str]:
-    if body["model"].lower() not in EMBEDDING_NAMES:
+def _embedding_model(body: dict[str, Any], by_name: dict[str, EmbeddingModel]) -> EmbeddingModel:
+    model = by_name.get(body["model"].lower())
+    if model is None:
+        served = "', '".join(dict.fromkeys(m.model_id for m in by_name.values()))
         raise ModelNotFound(
-            f"The model '{body['model']}' does not exist here; embeddings come from "
-            f"'{EMBEDDING_MODEL_ID}'"
+            f"The model '{body['model']}' does not exist here; embeddings come from '{served}'"
         )
     dimensions = body.get("dimensions")
-    if dimensions is not None and dimensions != DIMENSIONS:
+    if dimensions is not None and dimensions != model.dimensions:
         raise BadRequest(
-            f"{EMBEDDING_MODEL_ID} makes {DIMENSIONS}-dimensional vectors and cannot shorten them",
+            f"{model.model_id} makes {model.dimensions}-dimensional vectors and cannot "
+            "shorten them",
             param="dimensions",
         )
+    return model
+
+
+def _embedding_texts(body: dict[str, Any]) -> list[str]:
     texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
     if not all(isinstance(text, str) for text in texts):
         # Token ids from another tokenizer (tiktoken's, say) would embed silently wrong text.
