@@ -1,0 +1,91 @@
+"""Keyword ranking of a store's chunks: SQLite FTS5 (bm25) or PostgreSQL full text
+(ts_rank_cd), best first, for any of the query's words."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import bindparam, text
+
+from ..db import Database
+
+__all__ = ["CANDIDATES", "keyword_ranked", "query_terms"]
+
+# How deep the ranking is read before fusing.
+CANDIDATES = 100
+OVERFETCH = 1000
+MAX_TERMS = 64
+_WORD = re.compile(r"\w+", re.UNICODE)
+# PostgreSQL's English stop words (tsearch_data/english.stop), so SQLite drops the same
+# words as to_tsquery('english'). They are in nearly every chunk and weigh nearly nothing
+# in bm25, yet FTS5 would score every chunk holding one: "is" alone made a query rank all
+# of a store's chunks.
+_STOP_WORDS = (
+    "i me my myself we our ours ourselves you your yours yourself yourselves he him his "
+    "himself she her hers herself it its itself they them their theirs themselves what which "
+    "who whom this that these those am is are was were be been being have has had having do "
+    "does did doing a an the and but if or because as until while of at by for with about "
+    "against between into through during before after above below to from up down in out on "
+    "off over under again further then once here there when where why how all any both each "
+    "few more most other some such no nor not only own same so than too very s t can will "
+    "just don should now"
+)
+STOP_WORDS = frozenset(_STOP_WORDS.split())
+_SQLITE_ANY_STORE = text(
+    "SELECT c.seq, c.vector_store_id, c.file_id FROM ("
+    "SELECT rowid AS seq, bm25(chunks_fts) AS score FROM chunks_fts "
+    f"WHERE chunks_fts MATCH :match ORDER BY score LIMIT {OVERFETCH}"
+    ") top JOIN chunks c ON c.seq = top.seq ORDER BY top.score"
+)
+_SQLITE_STORES = text(
+    "SELECT c.seq, c.vector_store_id, c.file_id FROM chunks_fts f "
+    "JOIN chunks c ON c.seq = f.rowid "
+    "WHERE chunks_fts MATCH :match AND c.vector_store_id IN :stores "
+    "ORDER BY bm25(chunks_fts) LIMIT :limit"
+).bindparams(bindparam("stores", expanding=True))
+_POSTGRES = text(
+    "SELECT seq, vector_store_id, file_id FROM chunks "
+    "WHERE vector_store_id IN :stores "
+    "AND text_search @@ to_tsquery('english', :match) "
+    "ORDER BY ts_rank_cd(text_search, to_tsquery('english', :match)) DESC, seq "
+    "LIMIT :limit"
+).bindparams(bindparam("stores", expanding=True))
+
+
+def query_terms(queries: list[str]) -> list[str]:
+    """The distinct words of the queries worth searching for, in order."""
+    seen: dict[str, None] = {}
+    for query in queries:
+        for word in _WORD.findall(query.lower()):
+            if len(word) > 1 and word not in STOP_WORDS:
+                seen[word] = None
+    return list(seen)[:MAX_TERMS]
+
+
+async def keyword_ranked(
+    db: Database, store_ids: list[str], queries: list[str]
+) -> list[tuple[int, str, str]]:
+    """(seq, store, file) of the chunks that hold any query word, best first."""
+    terms = query_terms(queries)
+    if not terms:
+        return []
+    params = {"stores": list(store_ids), "limit": CANDIDATES}
+    if db.is_sqlite:
+        match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
+        async with db.read() as session:
+            # The best matches of any store first, their store read from the chunks only
+            # for those: filtering on the store reads every match's row (~100 ms at
+            # 100,000 chunks). Only when other stores crowd these out of the first
+            # OVERFETCH is the filtered query needed.
+            top = (await session.execute(_SQLITE_ANY_STORE, {"match": match})).all()
+            wanted = set(store_ids)
+            ranked = [(int(seq), sid, fid) for seq, sid, fid in top if sid in wanted]
+            if len(ranked) >= CANDIDATES or len(top) < OVERFETCH:
+                return ranked[:CANDIDATES]
+            rows = await session.execute(_SQLITE_STORES, {**params, "match": match})
+            return [(int(seq), sid, fid) for seq, sid, fid in rows.all()]
+    words = [re.sub(r"[^\w]", "", t) for t in terms]
+    match = " | ".join(w for w in words if w)
+    async with db.read() as session:
+        rows = await session.execute(_POSTGRES, {**params, "match": match})
+        return [(int(seq), sid, fid) for seq, sid, fid in rows.all()]
