@@ -25,7 +25,7 @@ from ..tables import Message, Run, RunStep
 from . import claims, code_files, code_interpreter
 from .code_interpreter import CodeInterpreter
 from .events import Event, EventBus
-from .file_search import Citations, FileSearch
+from .file_search import Citations, FileSearch, StoreExpired
 from .objects import add_usage, message_rows, new_step
 from .prompt import PromptTooLong, build_request, run_history, thread_history
 from .toolcalls import ToolCalls
@@ -167,9 +167,13 @@ class RunExecution:
             await self._finish("incomplete", reason="max_prompt_tokens")
             return
         if self.file_search is not None:
-            self.citations = await self.file_search.before_model(
-                self, run, started.thread_messages, prompt.body
-            )
+            try:
+                self.citations = await self.file_search.before_model(
+                    self, run, started.thread_messages, prompt.body
+                )
+            except StoreExpired as exc:
+                await self._finish("failed", error=("invalid_prompt", exc.message))
+                return
         if self.cancel_requested:
             await self._finish("cancelled")
             return

@@ -28,7 +28,7 @@ from .objects import new_step
 if TYPE_CHECKING:
     from .execution import RunExecution
 
-__all__ = ["Citations", "FileSearch", "store_ids_of"]
+__all__ = ["Citations", "FileSearch", "StoreExpired", "store_ids_of"]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,15 @@ class Retrieval:
         return {"role": "system", "content": f"{INSTRUCTIONS}\n\nSources:\n\n{body}"}
 
 
+class StoreExpired(Exception):
+    """A store the run would search has expired: the run fails (``invalid_prompt``), as
+    OpenAI's runs on a thread whose store expired do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class FileSearch:
     """One per executor: what runs with file_search need to search."""
 
@@ -211,6 +220,8 @@ class FileSearch:
                 ranking={"score_threshold": ranking["score_threshold"]},
             )
         except APIError as exc:
+            if exc.code == "vector_store_expired":
+                raise StoreExpired(exc.message) from None
             log.warning("run %s: file_search failed: %s", run.id, exc.message)
             hits = []
         retrieval = Retrieval(hits, ranking)
