@@ -1,5 +1,5 @@
 """Keyword ranking of a store's chunks: SQLite FTS5 (bm25) or PostgreSQL full text
-(ts_rank_cd), best first, for any of the query's words."""
+(ts_rank), best first, for any of the query's words."""
 
 from __future__ import annotations
 
@@ -43,12 +43,15 @@ _SQLITE_STORES = text(
     "WHERE chunks_fts MATCH :match AND c.vector_store_id IN :stores "
     "ORDER BY bm25(chunks_fts) LIMIT :limit"
 ).bindparams(bindparam("stores", expanding=True))
+# chunk_keywords holds only (seq, store, tsvector), so ranking reads narrow rows whose
+# tsvector is in line (migration 0005 says why).
 _POSTGRES = text(
-    "SELECT seq, vector_store_id, file_id FROM chunks "
-    "WHERE vector_store_id IN :stores "
+    "SELECT c.seq, c.vector_store_id, c.file_id FROM ("
+    "SELECT seq, ts_rank(text_search, to_tsquery('english', :match)) AS score "
+    "FROM chunk_keywords WHERE vector_store_id IN :stores "
     "AND text_search @@ to_tsquery('english', :match) "
-    "ORDER BY ts_rank_cd(text_search, to_tsquery('english', :match)) DESC, seq "
-    "LIMIT :limit"
+    "ORDER BY score DESC, seq LIMIT :limit"
+    ") top JOIN chunks c ON c.seq = top.seq ORDER BY top.score DESC, top.seq"
 ).bindparams(bindparam("stores", expanding=True))
 
 
