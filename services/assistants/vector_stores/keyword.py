@@ -13,7 +13,6 @@ __all__ = ["CANDIDATES", "keyword_ranked", "query_terms"]
 
 # How deep the ranking is read before fusing.
 CANDIDATES = 100
-OVERFETCH = 1000
 MAX_TERMS = 64
 _WORD = re.compile(r"\w+", re.UNICODE)
 # PostgreSQL's English stop words (tsearch_data/english.stop), so SQLite drops the same
@@ -31,18 +30,14 @@ _STOP_WORDS = (
     "just don should now"
 )
 STOP_WORDS = frozenset(_STOP_WORDS.split())
-_SQLITE_ANY_STORE = text(
+# The FTS5 table indexes the store id (migration 0005), so MATCH names the stores and only
+# their chunks are scored; the store column weighs nothing in bm25.
+_SQLITE = text(
     "SELECT c.seq, c.vector_store_id, c.file_id FROM ("
-    "SELECT rowid AS seq, bm25(chunks_fts) AS score FROM chunks_fts "
-    f"WHERE chunks_fts MATCH :match ORDER BY score LIMIT {OVERFETCH}"
+    "SELECT rowid AS seq, bm25(chunks_fts, 1.0, 0.0) AS score FROM chunks_fts "
+    "WHERE chunks_fts MATCH :match ORDER BY score LIMIT :limit"
     ") top JOIN chunks c ON c.seq = top.seq ORDER BY top.score"
 )
-_SQLITE_STORES = text(
-    "SELECT c.seq, c.vector_store_id, c.file_id FROM chunks_fts f "
-    "JOIN chunks c ON c.seq = f.rowid "
-    "WHERE chunks_fts MATCH :match AND c.vector_store_id IN :stores "
-    "ORDER BY bm25(chunks_fts) LIMIT :limit"
-).bindparams(bindparam("stores", expanding=True))
 # chunk_keywords holds only (seq, store, tsvector), so ranking reads narrow rows whose
 # tsvector is in line (migration 0005 says why).
 _POSTGRES = text(
@@ -72,23 +67,30 @@ async def keyword_ranked(
     terms = query_terms(queries)
     if not terms:
         return []
-    params = {"stores": list(store_ids), "limit": CANDIDATES}
+    wanted = set(store_ids)
     if db.is_sqlite:
-        match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
+        words = " OR ".join(_quoted(t) for t in terms)
+        stores = " OR ".join(_store_phrase(sid) for sid in store_ids)
+        match = f"text : ({words}) AND vector_store_id : ({stores})"
         async with db.read() as session:
-            # The best matches of any store first, their store read from the chunks only
-            # for those: filtering on the store reads every match's row (~100 ms at
-            # 100,000 chunks). Only when other stores crowd these out of the first
-            # OVERFETCH is the filtered query needed.
-            top = (await session.execute(_SQLITE_ANY_STORE, {"match": match})).all()
-            wanted = set(store_ids)
-            ranked = [(int(seq), sid, fid) for seq, sid, fid in top if sid in wanted]
-            if len(ranked) >= CANDIDATES or len(top) < OVERFETCH:
-                return ranked[:CANDIDATES]
-            rows = await session.execute(_SQLITE_STORES, {**params, "match": match})
-            return [(int(seq), sid, fid) for seq, sid, fid in rows.all()]
-    words = [re.sub(r"[^\w]", "", t) for t in terms]
-    match = " | ".join(w for w in words if w)
-    async with db.read() as session:
-        rows = await session.execute(_POSTGRES, {**params, "match": match})
-        return [(int(seq), sid, fid) for seq, sid, fid in rows.all()]
+            rows = await session.execute(_SQLITE, {"match": match, "limit": CANDIDATES})
+    else:
+        words = [re.sub(r"[^\w]", "", t) for t in terms]
+        match = " | ".join(w for w in words if w)
+        async with db.read() as session:
+            rows = await session.execute(
+                _POSTGRES, {"match": match, "stores": list(store_ids), "limit": CANDIDATES}
+            )
+    # The store is checked again: two ids FTS5 reads as one token would both match.
+    return [(int(seq), sid, fid) for seq, sid, fid in rows.all() if sid in wanted]
+
+
+def _quoted(word: str) -> str:
+    return '"' + word.replace('"', "") + '"'
+
+
+def _store_phrase(store_id: str) -> str:
+    """The store id as FTS5 indexed it: ``vs_`` and the rest, the rest alone when it is
+    one token (the ``vs`` token is in every row: matching it would read them all)."""
+    prefix, _, rest = store_id.partition("_")
+    return _quoted(rest if prefix == "vs" and rest.isalnum() else store_id)
