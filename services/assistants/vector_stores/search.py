@@ -85,6 +85,9 @@ async def search(
             ).all():
                 touch(row)
     versions = {sid: row.chunks_version for sid, row in stores.items()}
+    indexes = [(sid, await cache.get(db, sid, versions[sid])) for sid in store_ids]
+    if not any(len(vectors.seqs) for _, vectors in indexes):
+        return []  # nothing ingested yet: no need to embed the query
     denied = await _denied_files(db, store_ids, filters)
     try:
         query_vectors = await embed(http, model, queries)
@@ -93,7 +96,6 @@ async def search(
 
     # The vector ranking runs on a worker thread (numpy lets go of the GIL) while the
     # keyword query runs here: the two take about as long as the slower.
-    indexes = [(sid, await cache.get(db, sid, versions[sid])) for sid in store_ids]
     vector_task = asyncio.create_task(
         asyncio.to_thread(_vector_ranked, indexes, query_vectors, denied)
     )
