@@ -88,35 +88,36 @@ async def search(
     indexes = [(sid, await cache.get(db, sid, versions[sid])) for sid in store_ids]
     if not any(len(vectors.seqs) for _, vectors in indexes):
         return []  # nothing ingested yet: no need to embed the query
+    hybrid = ranking.get("hybrid_search") or {}
+    embedding_weight = float(hybrid.get("embedding_weight", 1.0))
+    text_weight = 0.0 if ranking.get("ranker") == "none" else float(hybrid.get("text_weight", 1.0))
     denied = await _denied_files(db, store_ids, filters)
-    try:
-        query_vectors = await embed(http, model, queries)
-    except EmbeddingError as exc:
-        raise UpstreamError(f"The search query could not be embedded: {exc}.") from None
+    query_vectors = None
+    if embedding_weight:
+        try:
+            query_vectors = await embed(http, model, queries)
+        except EmbeddingError as exc:
+            raise UpstreamError(f"The search query could not be embedded: {exc}.") from None
 
     # The vector ranking runs on a worker thread (numpy lets go of the GIL) while the
-    # keyword query runs here: the two take about as long as the slower.
-    vector_task = asyncio.create_task(
-        asyncio.to_thread(_vector_ranked, indexes, query_vectors, denied)
-    )
+    # keyword query runs here: the two take about as long as the slower. A ranking
+    # weighed at 0 is not run.
+    vector_task = None
+    if query_vectors is not None:
+        vector_task = asyncio.create_task(
+            asyncio.to_thread(_vector_ranked, indexes, query_vectors, denied)
+        )
     try:
-        keyword = await keyword_ranked(db, store_ids, queries)
+        keyword = await keyword_ranked(db, store_ids, queries) if text_weight else []
     finally:
-        vector = await vector_task
+        vector = await vector_task if vector_task is not None else []
 
-    embedding_weight = float((ranking.get("hybrid_search") or {}).get("embedding_weight", 1.0))
-    text_weight = float((ranking.get("hybrid_search") or {}).get("text_weight", 1.0))
-    if ranking.get("ranker") == "none":
-        text_weight = 0.0
     fused: dict[int, float] = {}
-    seq_store: dict[int, str] = {}
-    for rank, (seq, store_id, _) in enumerate(vector[:CANDIDATES]):
-        seq_store[seq] = store_id
+    for rank, (seq, _, _) in enumerate(vector[:CANDIDATES]):
         fused[seq] = fused.get(seq, 0.0) + embedding_weight / (RRF_K + rank + 1)
     for rank, (seq, store_id, file_id) in enumerate(keyword):
         if (store_id, file_id) in denied:
             continue
-        seq_store[seq] = store_id
         fused[seq] = fused.get(seq, 0.0) + text_weight / (RRF_K + rank + 1)
     best = (embedding_weight + text_weight) / (RRF_K + 1) or 1.0
     threshold = float(ranking.get("score_threshold", 0.0))
@@ -125,7 +126,7 @@ async def search(
     chosen = [(seq, score) for seq, score in chosen if score >= threshold][:max_results]
     if not chosen:
         return []
-    found = await _chunk_details(db, [(seq, seq_store[seq]) for seq, _ in chosen])
+    found = await _chunk_details(db, [seq for seq, _ in chosen])
     hits = []
     for seq, score in chosen:
         if seq not in found:
@@ -176,7 +177,7 @@ async def _denied_files(
 
 
 async def _chunk_details(
-    db: Database, chosen: list[tuple[int, str]]
+    db: Database, seqs: list[int]
 ) -> dict[int, tuple[str, str, str, dict[str, Any]]]:
     """seq -> (file id, text, file name, the file's attributes in that store)."""
     async with db.read() as session:
@@ -194,7 +195,7 @@ async def _chunk_details(
                 (VectorStoreFile.id == Chunk.file_id)
                 & (VectorStoreFile.vector_store_id == Chunk.vector_store_id),
             )
-            .where(Chunk.seq.in_([seq for seq, _ in chosen]))
+            .where(Chunk.seq.in_(seqs))
         )
         return {
             seq: (file_id, body, name or "", attrs or {})
