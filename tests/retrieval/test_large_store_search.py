@@ -1,5 +1,6 @@
-"""Search over a store larger than the vector index loads at once (written straight into
-the database, as ingestion would have), on SQLite and PostgreSQL: each ranking alone finds
+"""Search over a store larger than the vector index loads at once and large enough for
+its vector ranking to run on a thread (written straight into the database, as ingestion
+would have), on SQLite and PostgreSQL: each ranking alone finds
 the one chunk that answers, with its own file's name and attributes, and a store that
 changes is read again."""
 
@@ -14,11 +15,12 @@ from sqlalchemy import insert, update
 
 from services.assistants.tables import Chunk, File, VectorStore, VectorStoreFile
 from services.assistants.vector_stores.index import LOAD_BATCH
+from services.assistants.vector_stores.search import THREAD_FROM_CHUNKS
 from tests.assistants.rows import engine_for
 from tests.fakes.process import FakeUpstream
 from tests.retrieval.conftest import EMBEDDING_DIMS
 
-CHUNKS = 2 * LOAD_BATCH + 1_000
+CHUNKS = max(2 * LOAD_BATCH, THREAD_FROM_CHUNKS) + 1_000
 PER_FILE = 500
 ANSWER = "The lighthouse keeper of Vardø logs the aurora every winter night."
 
