@@ -78,6 +78,7 @@ async def search(
         if store_id not in stores:
             raise not_found("vector store", store_id, "vector_store_id")
         if is_expired(stores[store_id]):
+            cache.forget(store_id)  # never searched again: its vectors need not stay
             raise expired_error(store_id)
     stale = [sid for sid, row in stores.items() if (row.last_active_at or 0) < now() - TOUCH_EVERY]
     if stale:
