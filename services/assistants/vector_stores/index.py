@@ -29,9 +29,6 @@ class StoreVectors:
     files: list[str]  # the store's file ids, each once
     matrix: np.ndarray  # float32, chunks x dims, rows of unit length
 
-    def file_of(self, index: int) -> str:
-        return self.files[self.file_codes[index]]
-
     def mask(self, allowed: set[str]) -> np.ndarray:
         """True for the chunks of the ``allowed`` files."""
         keep = np.fromiter((f in allowed for f in self.files), dtype=bool, count=len(self.files))
