@@ -11,7 +11,7 @@ import random
 import httpx
 import numpy as np
 import openai
-from sqlalchemy import insert, update
+from sqlalchemy import insert, text, update
 
 from services.assistants.tables import Chunk, File, VectorStore, VectorStoreFile
 from services.assistants.vector_stores.index import LOAD_BATCH
@@ -128,3 +128,22 @@ def test_a_store_past_the_load_batch_is_searched_whole(
         )
     again = client.vector_stores.search(store.id, query=question, max_num_results=5).data
     assert again and all(hit.content[0].text != ANSWER for hit in again)
+    # The keyword index lost it too (FTS5's delete trigger; chunk_keywords' foreign key).
+    with engine_for(database_url) as engine, engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            left = conn.execute(
+                text("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'lighthouse'")
+            ).scalar_one()
+        else:
+            left = conn.execute(
+                text(
+                    "SELECT count(*) FROM chunk_keywords "
+                    "WHERE text_search @@ to_tsquery('english', 'lighthouse')"
+                )
+            ).scalar_one()
+            indexed = conn.execute(
+                text("SELECT count(*) FROM chunk_keywords WHERE vector_store_id = :s"),
+                {"s": store.id},
+            ).scalar_one()
+            assert indexed == CHUNKS - 1
+    assert left == 0
