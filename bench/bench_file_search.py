@@ -11,7 +11,8 @@
 Prints, for the assistants service as a real process on SQLite (or PostgreSQL):
 - ingestion of a generated corpus (>= --corpus-mb) through POST /v1/files and a vector
   store: chunks/s and MB/min (with the scripted upstream this measures the service's own
-  pipeline; the embedded model's speed is measured with --upstream pointing at sovereign);
+  pipeline; the embedded model's is measured with --embedded, a corpus of 1-2 MB
+  being enough for it: at ~8 chunks/s on this machine 10 MB takes about half an hour);
 - search latency p50/p99 through POST /v1/vector_stores/{id}/search on stores of 10,000
   and 100,000 chunks, beside the same search on a store of 100 chunks (the baseline), with
   queries of 3-8 words of the searched store's own vocabulary (each word is in about 3% of
