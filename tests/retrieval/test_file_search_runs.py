@@ -10,8 +10,11 @@ from typing import Any
 import openai
 import pytest
 from openai import AssistantEventHandler
+from sqlalchemy import update
 from typing_extensions import override
 
+from services.assistants.tables import VectorStore
+from tests.assistants.rows import engine_for
 from tests.fakes.process import FakeUpstream
 from tests.retrieval.conftest import DOCUMENTS, upload
 from tests.runs.sse import assert_event_shapes, stream_events
@@ -277,3 +280,40 @@ def test_streamed_own_search_events(service: ServiceProcess, knowledge) -> None:
     value = message["content"][0]["text"]["value"]
     assert value == "Bread 【2†baking.txt】."
     assert [name for name, _ in events[-2:]] == ["thread.run.completed", "done"]
+
+
+def test_run_on_an_expired_store_fails_and_says_why(
+    client: openai.OpenAI, database_url: str, upstream: FakeUpstream
+) -> None:
+    tides = upload(client, "tides.txt", DOCUMENTS["tides.txt"])
+    attachment = {"file_id": tides.id, "tools": [{"type": "file_search"}]}
+    question = "tides expired: what pulls them?"
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": question, "attachments": [attachment]}]
+    )
+    [store_id] = thread.tool_resources.file_search.vector_store_ids
+    assert client.vector_stores.retrieve(store_id).expires_after.days == 7
+    with engine_for(database_url) as engine, engine.begin() as conn:
+        conn.execute(update(VectorStore).where(VectorStore.id == store_id).values(expires_at=1_000))
+    assistant = client.beta.assistants.create(
+        model="fake-model", instructions="Answer from the files.", tools=[{"type": "file_search"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=100
+    )
+    assert run.status == "failed"
+    assert run.last_error.code == "invalid_prompt"
+    assert store_id in run.last_error.message and "expired" in run.last_error.message
+    assert run.failed_at is not None
+    # The model was never asked, and nothing was searched in silence.
+    chat = [r for r in upstream.requests() if r["path"].endswith("/chat/completions")]
+    assert not any("tides expired" in str(r["body"]["messages"]) for r in chat)
+    assert client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data == []
+
+    # New attachments cannot go into the expired store either.
+    with pytest.raises(openai.BadRequestError) as attached:
+        client.beta.threads.messages.create(
+            thread.id, role="user", content="more", attachments=[attachment]
+        )
+    assert attached.value.body["code"] == "vector_store_expired"
+    assert attached.value.body["param"] == "attachments"

@@ -183,11 +183,102 @@ def test_bad_requests(client: openai.OpenAI) -> None:
         client.vector_stores.search("vs_missing", query="x")
 
 
-def test_store_past_its_expiry_reads_expired(client: openai.OpenAI, database_url: str) -> None:
+def expire(database_url: str, store_id: str) -> None:
+    """The store's expiry passes (as days going by would)."""
+    with engine_for(database_url) as engine, engine.begin() as conn:
+        conn.execute(update(VectorStore).where(VectorStore.id == store_id).values(expires_at=1_000))
+
+
+def test_expired_store_reads_expired_and_cannot_be_used(
+    client: openai.OpenAI, database_url: str, conformance: ConformanceLog
+) -> None:
+    kept = upload(client, "tides.txt", DOCUMENTS["tides.txt"])
     store = client.vector_stores.create(
         name="short-lived", expires_after={"anchor": "last_active_at", "days": 1}
     )
+    client.vector_stores.files.create_and_poll(
+        file_id=kept.id, vector_store_id=store.id, poll_interval_ms=100
+    )
+    store = client.vector_stores.retrieve(store.id)
     assert store.status == "completed" and store.expires_at == store.last_active_at + 86400
-    with engine_for(database_url) as engine, engine.begin() as conn:
-        conn.execute(update(VectorStore).where(VectorStore.id == store.id).values(expires_at=1_000))
+    assert client.vector_stores.search(store.id, query="moon tides").data
+    expire(database_url, store.id)
     assert client.vector_stores.retrieve(store.id).status == "expired"
+    listed = {s.id: s for s in client.vector_stores.list(limit=100)}
+    assert listed[store.id].status == "expired"
+
+    with pytest.raises(openai.BadRequestError) as searched:
+        client.vector_stores.search(store.id, query="moon tides")
+    error = searched.value.body
+    assert error["code"] == "vector_store_expired" and error["param"] == "vector_store_id"
+    assert store.id in error["message"] and "expired" in error["message"]
+    assert searched.value.response.json()["error"]["type"] == "invalid_request_error"
+
+    other = upload(client, "baking.txt", DOCUMENTS["baking.txt"])
+    with pytest.raises(openai.BadRequestError) as added:
+        client.vector_stores.files.create(store.id, file_id=other.id)
+    assert added.value.body["code"] == "vector_store_expired"
+    with pytest.raises(openai.BadRequestError) as batched:
+        client.vector_stores.file_batches.create(store.id, file_ids=[other.id])
+    assert batched.value.body["code"] == "vector_store_expired"
+
+    # Nothing brings it back: a new expiry policy neither, and its last use stays put.
+    before = client.vector_stores.retrieve(store.id)
+    renamed = client.vector_stores.update(
+        store.id, name="renamed", expires_after={"anchor": "last_active_at", "days": 30}
+    )
+    assert renamed.status == "expired" and renamed.name == "renamed"
+    assert renamed.last_active_at == before.last_active_at
+    assert renamed.expires_at == 1_000
+
+    tool_resources = {"file_search": {"vector_store_ids": [store.id]}}
+    with pytest.raises(openai.BadRequestError) as attached:
+        client.beta.assistants.create(model="m", tool_resources=tool_resources)
+    assert attached.value.body["code"] == "vector_store_expired"
+    assert attached.value.body["param"] == "tool_resources.file_search.vector_store_ids[0]"
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.create(tool_resources=tool_resources)
+    # Deleting it still works, as for any store.
+    assert client.vector_stores.delete(store.id).deleted
+    checked = {(path, status) for _, path, status, _ in conformance.checked}
+    assert (f"/v1/vector_stores/{store.id}/search", 400) in checked
+
+
+def test_use_moves_last_active_at_and_the_expiry_with_it(
+    client: openai.OpenAI, database_url: str
+) -> None:
+    kept = upload(client, "volcanoes.md", DOCUMENTS["volcanoes.md"])
+    store = client.vector_stores.create(expires_after={"anchor": "last_active_at", "days": 2})
+    client.vector_stores.files.create_and_poll(
+        file_id=kept.id, vector_store_id=store.id, poll_interval_ms=100
+    )
+    store = client.vector_stores.retrieve(store.id)
+    # Last used an hour ago: it would expire an hour before two days from now.
+    hour_ago = store.last_active_at - 3600
+    with engine_for(database_url) as engine, engine.begin() as conn:
+        conn.execute(
+            update(VectorStore)
+            .where(VectorStore.id == store.id)
+            .values(last_active_at=hour_ago, expires_at=hour_ago + 2 * 86400)
+        )
+    assert client.vector_stores.retrieve(store.id).expires_at == hour_ago + 2 * 86400
+    client.vector_stores.search(store.id, query="lava")
+    used = client.vector_stores.retrieve(store.id)
+    assert used.last_active_at >= store.last_active_at
+    assert used.expires_at == used.last_active_at + 2 * 86400
+    assert used.status == "completed"
+
+    # Ingesting a file is activity too.
+    with engine_for(database_url) as engine, engine.begin() as conn:
+        conn.execute(
+            update(VectorStore)
+            .where(VectorStore.id == store.id)
+            .values(last_active_at=hour_ago, expires_at=hour_ago + 2 * 86400)
+        )
+    more = upload(client, "baking.txt", DOCUMENTS["baking.txt"])
+    client.vector_stores.files.create_and_poll(
+        file_id=more.id, vector_store_id=store.id, poll_interval_ms=100
+    )
+    used = client.vector_stores.retrieve(store.id)
+    assert used.last_active_at > hour_ago
+    assert used.expires_at == used.last_active_at + 2 * 86400

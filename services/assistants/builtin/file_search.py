@@ -29,6 +29,7 @@ __all__ = [
     "IndexCitations",
     "Searcher",
     "Sources",
+    "StoreExpired",
     "call_queries",
     "function_tool",
     "ranking_options",
@@ -210,6 +211,15 @@ class IndexCitations(Citations):
         return "", annotation
 
 
+class StoreExpired(Exception):
+    """A store to search has expired: the run or response fails (``invalid_prompt``), as
+    OpenAI's runs on a thread whose store expired do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class Searcher:
     """Searches vector stores for runs and responses; one per service."""
 
@@ -259,6 +269,8 @@ class Searcher:
                 },
             )
         except APIError as exc:
+            if exc.code == "vector_store_expired":
+                raise StoreExpired(exc.message) from None
             log.warning("file_search in %s failed: %s", store_ids, exc.message)
             return []
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from ..clock import now
 from ..db import Database
 from ..leases import Leases
 from ..tables import Chunk, File, VectorStore, VectorStoreFile
+from ..vector_stores.stores import touch
 
 __all__ = ["MAX_ATTEMPTS", "Claimed", "claim", "finish", "heartbeat", "release"]
 
@@ -108,8 +108,11 @@ async def finish(
         await session.execute(
             update(VectorStore)
             .where(VectorStore.id == job.store_id)
-            .values(chunks_version=VectorStore.chunks_version + 1, last_active_at=now())
+            .values(chunks_version=VectorStore.chunks_version + 1)
         )
+        store = await session.scalar(select(VectorStore).where(VectorStore.id == job.store_id))
+        if store is not None:
+            touch(store)  # activity: an expiry anchored on last_active_at moves with it
         return True
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from ..builtin.file_search import IndexCitations, Searcher
+from ..builtin.file_search import IndexCitations, Searcher, StoreExpired
 from ..clock import now
 from ..db import Database
 from ..ids import new_id
@@ -179,6 +179,9 @@ class ResponseExecution:
             return
         except CannotRun as exc:
             await self._finish("failed", error=("server_error", str(exc)))
+            return
+        except StoreExpired as exc:
+            await self._finish("failed", error=("invalid_prompt", exc.message))
             return
         if self.cancel_requested:
             await self._finish("cancelled")

@@ -18,6 +18,7 @@ from ..runs.toolcalls import ToolCall
 from ..tables import VectorStore
 from ..vector_stores.schemas import ComparisonFilter, CompoundFilter, RankingOptions, dump
 from ..vector_stores.search import SearchHit
+from ..vector_stores.stores import expired_error, is_expired
 
 if TYPE_CHECKING:
     from .execution import ResponseExecution
@@ -72,21 +73,25 @@ def normalise_tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 async def check_stores(session: AsyncSession, tools: list[dict[str, Any]]) -> None:
-    """Every store a file_search tool names exists."""
+    """Every store a file_search tool names exists and has not expired."""
     for i, tool in enumerate(tools):
         if tool.get("type") != NAME:
             continue
         ids = tool["vector_store_ids"]
-        found = set(
-            (await session.scalars(select(VectorStore.id).where(VectorStore.id.in_(ids)))).all()
-        )
+        found = {
+            row.id: row
+            for row in await session.execute(
+                select(VectorStore.id, VectorStore.expires_at).where(VectorStore.id.in_(ids))
+            )
+        }
         for j, store_id in enumerate(ids):
+            param = f"tools[{i}].vector_store_ids[{j}]"
             if store_id not in found:
                 raise NotFound(
-                    f"No vector store found with id '{store_id}'.",
-                    param=f"tools[{i}].vector_store_ids[{j}]",
-                    code="not_found",
+                    f"No vector store found with id '{store_id}'.", param=param, code="not_found"
                 )
+            if is_expired(found[store_id]):
+                raise expired_error(store_id, param)
 
 
 def _results(numbered: list[tuple[int, SearchHit]]) -> list[dict[str, Any]]:

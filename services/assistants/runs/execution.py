@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..builtin.file_search import Citations
+from ..builtin.file_search import Citations, StoreExpired
 from ..clock import now
 from ..db import Database
 from ..domain.messages import message_object, text_content
@@ -168,9 +168,13 @@ class RunExecution:
             await self._finish("incomplete", reason="max_prompt_tokens")
             return
         if self.file_search is not None:
-            self.search = await self.file_search.before_model(
-                self, run, started.thread_messages, prompt.body
-            )
+            try:
+                self.search = await self.file_search.before_model(
+                    self, run, started.thread_messages, prompt.body
+                )
+            except StoreExpired as exc:
+                await self._finish("failed", error=("invalid_prompt", exc.message))
+                return
         if self.cancel_requested:
             await self._finish("cancelled")
             return
@@ -226,6 +230,8 @@ class RunExecution:
         except UpstreamFailure as exc:
             log.warning("run %s failed: %s: %s", self.run_id, exc.code, exc.message)
             await self._finish("failed", error=(exc.code, exc.message))
+        except StoreExpired as exc:  # the model searched a store that expired meanwhile
+            await self._finish("failed", error=("invalid_prompt", exc.message))
         return FINISHED
 
     async def _report_current_state(self) -> None:

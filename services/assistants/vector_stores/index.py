@@ -1,6 +1,7 @@
 """The vectors of each store's chunks, held in memory as one normalised float32 matrix for
-brute-force similarity (100,000 chunks: a few milliseconds on one core). A store's
-``chunks_version`` is read on every search, so a replica never serves a stale matrix."""
+brute-force similarity (100,000 chunks of 384 dimensions: about 10 ms on one core, memory
+bound). A store's ``chunks_version`` is read on every search, so a replica never serves a
+stale matrix."""
 
 from __future__ import annotations
 
@@ -8,20 +9,30 @@ import asyncio
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..db import Database
 from ..tables import Chunk
 
 __all__ = ["StoreVectors", "VectorCache"]
 
+# Rows read per query while loading: the blobs of one batch are the only copy held beside
+# the matrix, so loading a store needs little more memory than keeping it.
+LOAD_BATCH = 5_000
+
 
 @dataclass(frozen=True)
 class StoreVectors:
     version: int
-    seqs: np.ndarray  # int64, one per chunk
-    file_ids: np.ndarray  # object (str), one per chunk
+    seqs: np.ndarray  # int64, one per chunk, ascending
+    file_codes: np.ndarray  # int32, one per chunk: its file's index in ``files``
+    files: list[str]  # the store's file ids, each once
     matrix: np.ndarray  # float32, chunks x dims, rows of unit length
+
+    def mask(self, allowed: set[str]) -> np.ndarray:
+        """True for the chunks of the ``allowed`` files."""
+        keep = np.fromiter((f in allowed for f in self.files), dtype=bool, count=len(self.files))
+        return keep[self.file_codes]
 
     def top(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None
@@ -29,7 +40,10 @@ class StoreVectors:
         """The ``k`` best chunks (seq, cosine) for any of ``queries``."""
         if not len(self.seqs) or queries.shape[1] != self.matrix.shape[1]:
             return []
-        scores = (self.matrix @ queries.T).max(axis=1)
+        if len(queries) == 1:  # a matrix-vector product, without a copy to take the max of
+            scores = self.matrix @ queries[0]
+        else:
+            scores = (self.matrix @ queries.T).max(axis=1)
         if allowed is not None:
             scores = np.where(allowed, scores, -np.inf)
         k = min(k, len(scores))
@@ -52,6 +66,7 @@ class VectorCache:
             cached = self._stores.get(store_id)
             if cached is not None and cached.version == version:
                 return cached
+            self._stores.pop(store_id, None)  # the stale matrix goes before the new one comes
             loaded = await _load(db, store_id, version)
             self._stores[store_id] = loaded
             return loaded
@@ -61,29 +76,63 @@ class VectorCache:
 
 
 async def _load(db: Database, store_id: str, version: int) -> StoreVectors:
+    """The store's chunks in batches by seq, written into a matrix sized up front."""
     async with db.read() as session:
-        rows = (
-            await session.execute(
-                select(Chunk.seq, Chunk.file_id, Chunk.embedding)
-                .where(Chunk.vector_store_id == store_id)
-                .order_by(Chunk.seq)
-            )
-        ).all()
-    if not rows:
-        empty = np.zeros((0, 0), dtype=np.float32)
-        return StoreVectors(version, np.zeros(0, np.int64), np.array([], dtype=object), empty)
-    dims = len(rows[0][2]) // 4
-    blobs = [blob for _, _, blob in rows]
-    if all(len(blob) == dims * 4 for blob in blobs):
-        # One copy of the joined bytes: a row-by-row fill costs ten times as much.
-        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(rows), dims).copy()
-    else:  # some rows from another embedding model: never similar to this one's queries
-        matrix = np.zeros((len(rows), dims), dtype=np.float32)
-        for i, blob in enumerate(blobs):
-            if len(blob) == dims * 4:
-                matrix[i] = np.frombuffer(blob, dtype=np.float32)
-    del blobs
-    seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    interned: dict[str, str] = {}  # one string per file, not one per chunk
-    file_ids = np.array([interned.setdefault(r[1], r[1]) for r in rows], dtype=object)
-    return StoreVectors(version, seqs, file_ids, matrix)
+        expected = await session.scalar(
+            select(func.count()).where(Chunk.vector_store_id == store_id)
+        )
+        first = await session.scalar(
+            select(Chunk.embedding).where(Chunk.vector_store_id == store_id).limit(1)
+        )
+        if not expected or first is None:
+            return _empty(version)
+        dims = len(first) // 4
+        matrix = np.zeros((expected, dims), dtype=np.float32)
+        seqs = np.zeros(expected, dtype=np.int64)
+        file_codes = np.zeros(expected, dtype=np.int32)
+        codes: dict[str, int] = {}
+        filled, last = 0, -1
+        while True:
+            rows = (
+                await session.execute(
+                    select(Chunk.seq, Chunk.file_id, Chunk.embedding)
+                    .where(Chunk.vector_store_id == store_id, Chunk.seq > last)
+                    .order_by(Chunk.seq)
+                    .limit(LOAD_BATCH)
+                )
+            ).all()
+            if not rows:
+                break
+            last = rows[-1][0]
+            if filled + len(rows) > len(matrix):  # chunks added since the count (PostgreSQL)
+                grow = filled + len(rows)
+                matrix = np.resize(matrix, (grow, dims))
+                seqs, file_codes = np.resize(seqs, grow), np.resize(file_codes, grow)
+            n = len(rows)
+            blobs = [blob for _, _, blob in rows]
+            if all(len(blob) == dims * 4 for blob in blobs):
+                # One join per batch: a row-by-row fill costs ten times as much.
+                joined = np.frombuffer(b"".join(blobs), dtype=np.float32)
+                matrix[filled : filled + n] = joined.reshape(n, dims)
+            else:  # rows from another embedding model stay zero: never similar to a query
+                for i, blob in enumerate(blobs):
+                    if len(blob) == dims * 4:
+                        matrix[filled + i] = np.frombuffer(blob, dtype=np.float32)
+            seqs[filled : filled + n] = [seq for seq, _, _ in rows]
+            file_codes[filled : filled + n] = [
+                codes.setdefault(file_id, len(codes)) for _, file_id, _ in rows
+            ]
+            filled += n
+            del blobs
+            del rows
+    return StoreVectors(version, seqs[:filled], file_codes[:filled], list(codes), matrix[:filled])
+
+
+def _empty(version: int) -> StoreVectors:
+    return StoreVectors(
+        version,
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int32),
+        [],
+        np.zeros((0, 0), dtype=np.float32),
+    )

@@ -25,7 +25,7 @@ async def resolve_tool_resources(
 ) -> dict[str, Any]:
     """``file_search.vector_stores`` become stores (their ids join ``vector_store_ids``);
     every id named must be a store that exists."""
-    from .stores import create_store
+    from .stores import create_store, expired_error, is_expired
 
     resources = dict(resources or {})
     search = resources.get("file_search")
@@ -34,15 +34,20 @@ async def resolve_tool_resources(
     search = dict(search)
     ids = list(search.get("vector_store_ids") or [])
     if ids:
-        found = set(
-            (await session.scalars(select(VectorStore.id).where(VectorStore.id.in_(ids)))).all()
-        )
-        for i, store_id in enumerate(ids):
-            if store_id not in found:
-                raise InvalidRequest(
-                    f"No vector store found with id '{store_id}'.",
-                    param=f"tool_resources.file_search.vector_store_ids[{i}]",
+        found = {
+            row.id: row
+            for row in (
+                await session.execute(
+                    select(VectorStore.id, VectorStore.expires_at).where(VectorStore.id.in_(ids))
                 )
+            ).all()
+        }
+        for i, store_id in enumerate(ids):
+            param = f"tool_resources.file_search.vector_store_ids[{i}]"
+            if store_id not in found:
+                raise InvalidRequest(f"No vector store found with id '{store_id}'.", param=param)
+            if is_expired(found[store_id]):
+                raise expired_error(store_id, param)
     for helper in search.pop("vector_stores", None) or []:
         body = VectorStoreCreate(
             file_ids=list(helper.get("file_ids") or []),
@@ -72,8 +77,9 @@ def file_search_file_ids(attachments: list[Any] | None) -> list[str]:
 
 
 async def attach_to_thread(session: AsyncSession, thread_id: str, file_ids: list[str]) -> None:
-    """The thread's own store gains ``file_ids`` (made on first use, as OpenAI does)."""
-    from .stores import create_store
+    """The thread's own store gains ``file_ids`` (made on first use, as OpenAI does);
+    400 when that store has expired."""
+    from .stores import create_store, expired_error, is_expired
 
     if not file_ids:
         return
@@ -85,6 +91,9 @@ async def attach_to_thread(session: AsyncSession, thread_id: str, file_ids: list
     ids = list(search.get("vector_store_ids") or [])
     if ids:
         store_id = ids[0]
+        store = await session.scalar(select(VectorStore).where(VectorStore.id == store_id))
+        if store is not None and is_expired(store):
+            raise expired_error(store_id, "attachments")
     else:
         store = await create_store(
             session, VectorStoreCreate(name=f"{thread_id} files", expires_after=THREAD_STORE_EXPIRY)

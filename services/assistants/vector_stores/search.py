@@ -4,13 +4,13 @@ over the best a chunk can get (first in both rankings), so it lies in 0-1."""
 
 from __future__ import annotations
 
-import re
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import numpy as np
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import select
 
 from ..clock import now
 from ..db import Database
@@ -18,24 +18,23 @@ from ..errors import UpstreamError, not_found
 from ..ingestion.embeddings import EmbeddingError, embed
 from ..tables import Chunk, File, VectorStore, VectorStoreFile
 from .filters import matches
-from .index import VectorCache
-from .stores import touch
+from .index import StoreVectors, VectorCache
+from .keyword import CANDIDATES, keyword_ranked
+from .stores import expired_error, is_expired, touch
 
 __all__ = ["SearchHit", "search"]
 
 RRF_K = 60
-OVERFETCH = 1000
-_SQLITE_ANY_STORE = text(
-    "SELECT c.seq, c.vector_store_id, c.file_id FROM ("
-    "SELECT rowid AS seq, bm25(chunks_fts) AS score FROM chunks_fts "
-    f"WHERE chunks_fts MATCH :match ORDER BY score LIMIT {OVERFETCH}"
-    ") top JOIN chunks c ON c.seq = top.seq ORDER BY top.score"
-)
 TOUCH_EVERY = 60
-_STORE_COLUMNS = (VectorStore.id, VectorStore.chunks_version, VectorStore.last_active_at)
-# How deep each ranking is read before fusing.
-CANDIDATES = 100
-_WORD = re.compile(r"\w+", re.UNICODE)
+# From this many chunks the vector product (~1 ms per 10,000 of 384 dimensions) is worth
+# a thread's handoff.
+THREAD_FROM_CHUNKS = 20_000
+_STORE_COLUMNS = (
+    VectorStore.id,
+    VectorStore.chunks_version,
+    VectorStore.last_active_at,
+    VectorStore.expires_at,
+)
 
 
 @dataclass
@@ -69,6 +68,8 @@ async def search(
     filters: dict[str, Any] | None = None,
     ranking: dict[str, Any] | None = None,
 ) -> list[SearchHit]:
+    """The stores' best chunks for ``queries``; a store that is missing answers 404, one
+    that has expired 400 (``vector_store_expired``)."""
     ranking = ranking or {}
     async with db.read() as session:
         rows = await session.execute(select(*_STORE_COLUMNS).where(VectorStore.id.in_(store_ids)))
@@ -76,6 +77,9 @@ async def search(
     for store_id in store_ids:
         if store_id not in stores:
             raise not_found("vector store", store_id, "vector_store_id")
+        if is_expired(stores[store_id]):
+            cache.forget(store_id)  # never searched again: its vectors need not stay
+            raise expired_error(store_id)
     stale = [sid for sid, row in stores.items() if (row.last_active_at or 0) < now() - TOUCH_EVERY]
     if stale:
         # last_active_at moves at most once a minute: searches need not take the write lock.
@@ -85,58 +89,44 @@ async def search(
             ).all():
                 touch(row)
     versions = {sid: row.chunks_version for sid, row in stores.items()}
-    async with db.read() as session:
-        files = (
-            await session.execute(
-                select(
-                    VectorStoreFile.vector_store_id,
-                    VectorStoreFile.id,
-                    VectorStoreFile.attributes,
-                    File.filename,
-                )
-                .join(File, File.id == VectorStoreFile.id)
-                .where(
-                    VectorStoreFile.vector_store_id.in_(store_ids),
-                    VectorStoreFile.status == "completed",
-                )
+    indexes = [(sid, await cache.get(db, sid, versions[sid])) for sid in store_ids]
+    if not any(len(vectors.seqs) for _, vectors in indexes):
+        return []  # nothing ingested yet: no need to embed the query
+    hybrid = ranking.get("hybrid_search") or {}
+    embedding_weight = float(hybrid.get("embedding_weight", 1.0))
+    text_weight = 0.0 if ranking.get("ranker") == "none" else float(hybrid.get("text_weight", 1.0))
+    denied = await _denied_files(db, store_ids, filters)
+    query_vectors = None
+    if embedding_weight:
+        try:
+            query_vectors = await embed(http, model, queries)
+        except EmbeddingError as exc:
+            raise UpstreamError(f"The search query could not be embedded: {exc}.") from None
+
+    # A large vector ranking runs on a worker thread (numpy lets go of the GIL) while the
+    # keyword query runs here: the two take about as long as the slower. A small one is
+    # quicker than the handoff. A ranking weighed at 0 is not run.
+    vector: list[tuple[int, str, float]] = []
+    vector_task = None
+    if query_vectors is not None:
+        if sum(len(vectors.seqs) for _, vectors in indexes) >= THREAD_FROM_CHUNKS:
+            vector_task = asyncio.create_task(
+                asyncio.to_thread(_vector_ranked, indexes, query_vectors, denied)
             )
-        ).all()
-    info = {(sid, fid): (name, attrs or {}) for sid, fid, attrs, name in files}
-    allowed = {
-        key for key, (_, attrs) in info.items() if filters is None or matches(filters, attrs)
-    }
-    if not allowed:
-        return []
+        else:
+            vector = _vector_ranked(indexes, query_vectors, denied)
     try:
-        query_vectors = await embed(http, model, queries)
-    except EmbeddingError as exc:
-        raise UpstreamError(f"The search query could not be embedded: {exc}.") from None
+        keyword = await keyword_ranked(db, store_ids, queries) if text_weight else []
+    finally:
+        if vector_task is not None:
+            vector = await vector_task
 
-    vector_ranked: list[tuple[int, float]] = []
-    seq_store: dict[int, str] = {}
-    for store_id in store_ids:
-        vectors = await cache.get(db, store_id, versions[store_id])
-        mask = None
-        if len(allowed) < len(info) and len(vectors.file_ids):
-            ok = np.array([(store_id, f) in allowed for f in vectors.file_ids], dtype=bool)
-            mask = ok
-        for seq, score in vectors.top(query_vectors, CANDIDATES, mask):
-            vector_ranked.append((seq, score))
-            seq_store[seq] = store_id
-    vector_ranked.sort(key=lambda item: -item[1])
-    keyword_ranked = await _keyword(db, store_ids, queries)
-
-    embedding_weight = float((ranking.get("hybrid_search") or {}).get("embedding_weight", 1.0))
-    text_weight = float((ranking.get("hybrid_search") or {}).get("text_weight", 1.0))
-    if ranking.get("ranker") == "none":
-        text_weight = 0.0
     fused: dict[int, float] = {}
-    for rank, (seq, _) in enumerate(vector_ranked[:CANDIDATES]):
+    for rank, (seq, _, _) in enumerate(vector[:CANDIDATES]):
         fused[seq] = fused.get(seq, 0.0) + embedding_weight / (RRF_K + rank + 1)
-    for rank, (seq, store_id, file_id) in enumerate(keyword_ranked):
-        if (store_id, file_id) not in allowed:
+    for rank, (seq, store_id, file_id) in enumerate(keyword):
+        if (store_id, file_id) in denied:
             continue
-        seq_store[seq] = store_id
         fused[seq] = fused.get(seq, 0.0) + text_weight / (RRF_K + rank + 1)
     best = (embedding_weight + text_weight) / (RRF_K + 1) or 1.0
     threshold = float(ranking.get("score_threshold", 0.0))
@@ -145,73 +135,78 @@ async def search(
     chosen = [(seq, score) for seq, score in chosen if score >= threshold][:max_results]
     if not chosen:
         return []
-    async with db.read() as session:
-        texts = {
-            seq: (file_id, body)
-            for seq, file_id, body in (
-                await session.execute(
-                    select(Chunk.seq, Chunk.file_id, Chunk.text).where(
-                        Chunk.seq.in_([seq for seq, _ in chosen])
-                    )
-                )
-            ).all()
-        }
+    found = await _chunk_details(db, [seq for seq, _ in chosen])
     hits = []
     for seq, score in chosen:
-        if seq not in texts:
+        if seq not in found:
             continue  # removed since it was ranked
-        file_id, body = texts[seq]
-        name, attrs = info.get((seq_store[seq], file_id), ("", {}))
+        file_id, body, name, attrs = found[seq]
         hits.append(SearchHit(seq, file_id, name, score, body, attrs))
     return hits
 
 
-def _terms(queries: list[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for query in queries:
-        for word in _WORD.findall(query.lower()):
-            if len(word) > 1:
-                seen[word] = None
-    return list(seen)[:64]
+def _vector_ranked(
+    indexes: list[tuple[str, StoreVectors]],
+    queries: np.ndarray,
+    denied: set[tuple[str, str]],
+) -> list[tuple[int, str, float]]:
+    """(seq, store, cosine) of every store's best chunks, best first."""
+    ranked: list[tuple[int, str, float]] = []
+    for store_id, vectors in indexes:
+        mask = None
+        excluded = {file_id for sid, file_id in denied if sid == store_id}
+        if excluded and len(vectors.files):
+            mask = vectors.mask(set(vectors.files) - excluded)
+        ranked += [(seq, store_id, score) for seq, score in vectors.top(queries, CANDIDATES, mask)]
+    ranked.sort(key=lambda item: -item[2])
+    return ranked
 
 
-async def _keyword(
-    db: Database, store_ids: list[str], queries: list[str]
-) -> list[tuple[int, str, str]]:
-    """Chunks ranked by keyword relevance (any query word), best first."""
-    terms = _terms(queries)
-    if not terms:
-        return []
-    if db.is_sqlite:
-        match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
-        async with db.read() as session:
-            # The best matches of any store first, their store read from the chunks only
-            # for those: filtering on the FTS table's store column reads every match's
-            # row (~100 ms at 100,000 chunks). Only when other stores crowd this one out
-            # of the first OVERFETCH is the filtered query needed.
-            top = (await session.execute(_SQLITE_ANY_STORE, {"match": match})).all()
-            wanted = set(store_ids)
-            ranked = [(int(seq), sid, fid) for seq, sid, fid in top if sid in wanted]
-            if len(ranked) >= CANDIDATES or len(top) < OVERFETCH:
-                return ranked[:CANDIDATES]
-        stmt = text(
-            "SELECT c.seq, c.vector_store_id, c.file_id FROM chunks_fts f "
-            "JOIN chunks c ON c.seq = f.rowid "
-            "WHERE chunks_fts MATCH :match AND f.vector_store_id IN :stores "
-            "ORDER BY bm25(chunks_fts) LIMIT :limit"
-        ).bindparams(bindparam("stores", expanding=True))
-    else:
-        words = [re.sub(r"[^\w]", "", t) for t in terms]
-        match = " | ".join(w for w in words if w)
-        stmt = text(
-            "SELECT seq, vector_store_id, file_id FROM chunks "
-            "WHERE vector_store_id IN :stores "
-            "AND text_search @@ to_tsquery('english', :match) "
-            "ORDER BY ts_rank_cd(text_search, to_tsquery('english', :match)) DESC, seq "
-            "LIMIT :limit"
-        ).bindparams(bindparam("stores", expanding=True))
+async def _denied_files(
+    db: Database, store_ids: list[str], filters: dict[str, Any] | None
+) -> set[tuple[str, str]]:
+    """(store, file) pairs whose chunks must not be found: files not (or no longer)
+    completed, and with ``filters``, the files whose attributes do not match. Without
+    filters only the few files not completed are read, not every file of the store."""
+    query = select(
+        VectorStoreFile.vector_store_id,
+        VectorStoreFile.id,
+        VectorStoreFile.status,
+        VectorStoreFile.attributes,
+    ).where(VectorStoreFile.vector_store_id.in_(store_ids))
+    if filters is None:
+        query = query.where(VectorStoreFile.status != "completed")
+    async with db.read() as session:
+        rows = (await session.execute(query)).all()
+    return {
+        (store_id, file_id)
+        for store_id, file_id, status, attrs in rows
+        if status != "completed" or (filters is not None and not matches(filters, attrs or {}))
+    }
+
+
+async def _chunk_details(
+    db: Database, seqs: list[int]
+) -> dict[int, tuple[str, str, str, dict[str, Any]]]:
+    """seq -> (file id, text, file name, the file's attributes in that store)."""
     async with db.read() as session:
         rows = await session.execute(
-            stmt, {"match": match, "stores": list(store_ids), "limit": CANDIDATES}
+            select(
+                Chunk.seq,
+                Chunk.file_id,
+                Chunk.text,
+                File.filename,
+                VectorStoreFile.attributes,
+            )
+            .outerjoin(File, File.id == Chunk.file_id)
+            .outerjoin(
+                VectorStoreFile,
+                (VectorStoreFile.id == Chunk.file_id)
+                & (VectorStoreFile.vector_store_id == Chunk.vector_store_id),
+            )
+            .where(Chunk.seq.in_(seqs))
         )
-        return [(int(seq), store_id, file_id) for seq, store_id, file_id in rows.all()]
+        return {
+            seq: (file_id, body, name or "", attrs or {})
+            for seq, file_id, body, name, attrs in rows.all()
+        }

@@ -9,7 +9,7 @@ from sqlalchemy import String, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..clock import now
-from ..errors import not_found
+from ..errors import InvalidRequest, not_found
 from ..ids import new_id
 from ..pagination import PageParams, fetch_page
 from ..tables import Assistant, Thread, VectorStore, VectorStoreFile
@@ -19,12 +19,15 @@ from .store_files import add_files
 __all__ = [
     "create_store",
     "delete_store",
+    "expired_error",
     "file_counts",
     "get_store",
+    "is_expired",
     "list_stores",
     "modify_store",
     "store_object",
     "touch",
+    "use_store",
 ]
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
@@ -57,9 +60,22 @@ async def file_counts(session: Any, store_ids: list[str]) -> dict[str, tuple[dic
     return result
 
 
+def is_expired(row: Any) -> bool:
+    """Past its ``expires_at``: an expired store stays expired, and cannot be used."""
+    return row.expires_at is not None and row.expires_at <= now()
+
+
+def expired_error(store_id: str, param: str = "vector_store_id") -> InvalidRequest:
+    return InvalidRequest(
+        f"Vector store '{store_id}' has expired and can no longer be used. Create a new "
+        "vector store with the same files to use them again.",
+        param=param,
+        code="vector_store_expired",
+    )
+
+
 def store_object(row: Any, counts: dict[str, int], usage: int) -> dict[str, Any]:
-    at = now()
-    if row.expires_at is not None and row.expires_at <= at:
+    if is_expired(row):
         status = "expired"
     elif counts.get("in_progress"):
         status = "in_progress"
@@ -94,7 +110,10 @@ def _expiry(row: VectorStore) -> int | None:
 
 
 def touch(row: VectorStore) -> None:
-    """The store was used: ``last_active_at`` moves, and an expiry anchored on it too."""
+    """The store was used: ``last_active_at`` moves, and an expiry anchored on it too;
+    an expired store is left as it is (nothing brings it back)."""
+    if is_expired(row):
+        return
     row.last_active_at = now()
     row.expires_at = _expiry(row)
 
@@ -130,6 +149,15 @@ async def get_store(session: AsyncSession, store_id: str) -> VectorStore:
     return row
 
 
+async def use_store(session: AsyncSession, store_id: str) -> VectorStore:
+    """The store, for a change that uses it (adding files): 400 once it has expired."""
+    row = await get_store(session, store_id)
+    if is_expired(row):
+        raise expired_error(store_id)
+    touch(row)
+    return row
+
+
 async def modify_store(
     session: AsyncSession, store_id: str, body: VectorStoreModify
 ) -> VectorStore:
@@ -139,7 +167,7 @@ async def modify_store(
         row.name = body.name
     if "metadata" in fields:
         row.metadata_ = body.metadata or {}
-    if "expires_after" in fields:
+    if "expires_after" in fields and not is_expired(row):
         row.expires_after = dump(body.expires_after)
         row.expires_at = _expiry(row)
     await session.flush()

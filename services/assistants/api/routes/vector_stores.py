@@ -153,8 +153,7 @@ async def create_vector_store_file(
     vector_store_id: str, body: VectorStoreFileCreate, db: DatabaseDep
 ) -> Any:
     async with db.write() as session:
-        row = await stores.get_store(session, vector_store_id)
-        stores.touch(row)
+        await stores.use_store(session, vector_store_id)
         [added] = await store_files.add_files(
             session,
             vector_store_id,
@@ -242,8 +241,7 @@ async def create_file_batch(vector_store_id: str, body: FileBatchCreate, db: Dat
     files: list[tuple[str, dict[str, Any] | None]] = [(fid, None) for fid in body.file_ids or []]
     files += [(f.file_id, f.attributes) for f in body.files or []]
     async with db.write() as session:
-        row = await stores.get_store(session, vector_store_id)
-        stores.touch(row)
+        await stores.use_store(session, vector_store_id)
         batch = await store_files.create_batch(
             session, vector_store_id, files, dump(body.chunking_strategy), body.attributes
         )
