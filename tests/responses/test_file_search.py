@@ -10,7 +10,10 @@ from typing import Any
 
 import openai
 import pytest
+from sqlalchemy import update
 
+from services.assistants.tables import VectorStore
+from tests.assistants.rows import engine_for
 from tests.fakes.process import FakeUpstream
 from tests.responses.conftest import raw_events, upstream_messages
 from tests.retrieval.conftest import DOCUMENTS, EMBEDDING_DIMS, upload
@@ -269,3 +272,18 @@ def test_max_tool_calls_counts_the_first_search(
     assert response.output[1].content[0].annotations[0].filename == "volcanoes.md"
     body = next(r["body"] for r in upstream.chat_requests() if "one search" in str(r["body"]))
     assert "tools" not in body
+
+
+def test_an_expired_store_is_refused(client: openai.OpenAI, database_url: str) -> None:
+    expiry = {"anchor": "last_active_at", "days": 1}
+    store = client.vector_stores.create(name="old", expires_after=expiry)
+    with engine_for(database_url) as engine, engine.begin() as conn:
+        conn.execute(update(VectorStore).where(VectorStore.id == store.id).values(expires_at=1_000))
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(
+            model="fake-model",
+            input="x",
+            tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
+        )
+    assert refused.value.body["code"] == "vector_store_expired"
+    assert refused.value.body["param"] == "tools[0].vector_store_ids[0]"
