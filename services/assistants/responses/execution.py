@@ -278,6 +278,13 @@ class ResponseExecution:
         self.calls, self.call_items, self.round_text = ToolCalls(), {}, []
         return following
 
+    def written(self) -> bool:
+        """Whether the response's row is in the database (its lease can be renewed)."""
+        saving = self.saving
+        if saving is None:
+            return True
+        return saving.done() and not saving.cancelled() and saving.exception() is None
+
     async def _saved(self) -> bool:
         """Whether the response's row is written (waiting for the write under way)."""
         if self.saving is None:

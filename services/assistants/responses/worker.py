@@ -86,7 +86,8 @@ class ResponsesWorker:
             self.execute(self.prepare(ResponseRow(id=response_id)))
 
     async def maintain(self) -> None:
-        stored = [i for i, e in self.executions.items() if e.store]
+        # Not one whose row is still being written: not found yet is not deleted.
+        stored = [i for i, e in self.executions.items() if e.store and e.written()]
         for response_id in await claims.heartbeat(self.db, self.worker, stored, self.lease):
             self.request_cancel(response_id)
         if await claims.recover_lapsed(self.db, self.lease):
