@@ -26,6 +26,7 @@ SCRIPT = {
     "responses": [
         {"match": "story", "tokens": STORY, "tokens_per_s": 8},
         {"match": "longwinded", "text": "blah " * 200, "chunks": 200, "tokens_per_s": 4},
+        {"match": "early bird", "text": "tweet " * 40, "chunks": 40, "tokens_per_s": 8},
         {
             "match": "weather",
             "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
@@ -192,6 +193,42 @@ def test_shift_enter_is_a_new_line_and_cancel_stops_the_run(
     assert runs[0]["status"] == "cancelled"
     assert upstream.cancelled("longwinded", timeout=10)
     shoot(page, "cancelled")
+
+
+def test_a_message_sent_while_its_thread_loads_keeps_its_runs_status(
+    page: Any, service: ServiceProcess
+) -> None:
+    """The new thread's run list, asked for when it opened, answers after the message's run
+    started: the empty list must not clear the status of the run under way."""
+    open_assistant(page, service, "Early")
+    held: list[Any] = []
+
+    def hold_run_list(route: Any) -> None:
+        if route.request.method == "GET" and not held:
+            # Asked now (no run yet), answered below, once the run is under way.
+            held.append((route, route.fetch()))
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/v1/threads/thread_\w+/runs\?.*"), hold_run_list)
+    new_thread(page)
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)  # route handlers run while the page is waited on
+    assert held, "the page did not ask for the new thread's runs"
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("early bird")
+    box.press("Enter")
+    status = page.get_by_role("status", name="Run status")
+    expect(status).to_contain_text("in progress")
+    route, answer = held[0]
+    assert answer.json()["data"] == []
+    with page.expect_response(lambda r: r.request == route.request):
+        route.fulfill(response=answer)
+    page.unroute(re.compile(r".*/v1/threads/thread_\w+/runs\?.*"))
+    expect(status).to_contain_text("in progress")
+    expect(page.get_by_role("button", name="Cancel")).to_be_enabled()
+    expect(status).to_contain_text("completed", timeout=20_000)
 
 
 def test_a_function_call_answered_by_hand(

@@ -103,6 +103,8 @@ export class ChatPanel {
       ]);
       if (this.threadId !== threadId) return;
       for (const message of messages) this.addMessage(message);
+      // A message sent while these loaded has its run's stream, which knows better.
+      if (this.abort) return;
       this.run = runs[0] || null;
       this.setStatus(this.run);
       this.app.inspector.showThread(threadId, runs);
