@@ -47,6 +47,7 @@ SCRIPT = [
     {"match": "cancel me", "text": "x " * 60, **SLOW},
     {"match": "options", "text": "ok"},
     {"match": "broken", "status": 500},
+    {"match": "slow to answer", "text": "At last.", "delay": 2},
 ]
 
 
@@ -321,3 +322,20 @@ def test_every_json_answer_was_checked(checked: Checked) -> None:
 
 
 BASE_ENV_LEASE = float(BASE_ENV["RUN_LEASE_SECONDS"]) / 3 + 0.5
+
+
+def test_a_response_is_stored_while_a_slow_upstream_has_not_answered(
+    client: openai.OpenAI, runs_service: ServiceProcess
+) -> None:
+    """The row is written once the upstream takes the request, or soon after when it keeps
+    even its headers back: response.created comes, and the response can be read, at once."""
+    began = time.monotonic()
+    with client.responses.stream(model="fake-model", input="slow to answer") as stream:
+        first = next(iter(stream))
+        assert first.type == "response.created"
+        assert time.monotonic() - began < 1.5
+        stored = client.responses.retrieve(first.response.id)
+        assert stored.status == "in_progress"
+        final = stream.get_final_response()
+    assert final.status == "completed" and final.output_text == "At last."
+    assert client.responses.retrieve(final.id).output_text == "At last."

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -26,7 +26,7 @@ from ..runs.objects import add_usage
 from ..runs.prompt import estimate_tokens
 from ..runs.served import MAX_ROUNDS
 from ..runs.toolcalls import ToolCall, ToolCalls
-from ..runs.upstream import UpstreamFailure
+from ..runs.upstream import ASKED, UpstreamFailure
 from . import claims
 from .code_interpreter import CannotRun, ResponseInterpreter
 from .file_search import ResponseSearch
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 ChunkSource = Callable[[dict[str, Any]], AsyncIterator[dict[str, Any]]]
 BUILT_IN_ITEMS = ("file_search_call", "code_interpreter_call")
 BUILT_IN_NAMES = ("file_search", "code_interpreter")
+# A new response's row is written once the upstream took the request, or after this long.
+SAVE_AT_THE_LATEST = 0.02
 TERMINAL_EVENTS = {
     "completed": "response.completed",
     "incomplete": "response.incomplete",
@@ -97,9 +99,10 @@ class ResponseExecution:
         self.cancel_requested = False
         self.done = asyncio.Event()
         self._model_task: asyncio.Task[None] | None = None
-        # The write of a new foreground response, under way while the upstream is asked:
-        # nothing of the answer is relayed or written before it committed.
+        # The write of a new foreground response (``save_when_asked``): nothing of the
+        # answer is relayed or written before it committed.
         self.saving: asyncio.Future[None] | None = None
+        self._save: Callable[[], Awaitable[None]] | None = None
 
     # -- events ---------------------------------------------------------------------------
 
@@ -278,6 +281,33 @@ class ResponseExecution:
         self.calls, self.call_items, self.round_text = ToolCalls(), {}, []
         return following
 
+    def save_when_asked(self, save: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
+        """Write the new response's row once the upstream has taken the request (or after
+        ``SAVE_AT_THE_LATEST``): the model's first token takes longer than a commit, so
+        the write costs the answer nothing. The future says how the write went."""
+        loop = asyncio.get_running_loop()
+        self._save = save
+        self.saving = loop.create_future()
+        loop.call_later(SAVE_AT_THE_LATEST, self._start_saving)
+        return self.saving
+
+    def _start_saving(self) -> None:
+        if self._save is None or self.saving is None:
+            return
+        save, self._save, saving = self._save, None, self.saving
+
+        def settle(task: asyncio.Task[None]) -> None:
+            if saving.done():
+                return
+            if task.cancelled():
+                saving.cancel()
+            elif (error := task.exception()) is not None:
+                saving.set_exception(error)
+            else:
+                saving.set_result(None)
+
+        asyncio.ensure_future(save()).add_done_callback(settle)
+
     def written(self) -> bool:
         """Whether the response's row is in the database (its lease can be renewed)."""
         saving = self.saving
@@ -289,6 +319,7 @@ class ResponseExecution:
         """Whether the response's row is written (waiting for the write under way)."""
         if self.saving is None:
             return True
+        self._start_saving()
         try:
             await asyncio.shield(self.saving)
         except Exception:
@@ -298,6 +329,7 @@ class ResponseExecution:
 
     async def _consume(self, body: dict[str, Any]) -> None:
         self.round_usage = None
+        ASKED.set(self._start_saving)
         async for chunk in self.source(body):
             if self.saving is not None and not await self._saved():
                 return

@@ -15,16 +15,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-__all__ = ["Timeouts", "UpstreamFailure", "stream_chat"]
+__all__ = ["ASKED", "Timeouts", "UpstreamFailure", "stream_chat"]
 
 log = logging.getLogger(__name__)
+
+# Called (in the asking task's context) once the upstream has answered the request's
+# headers: work that may wait for the model, such as a write, can start then.
+ASKED: ContextVar[Callable[[], None] | None] = ContextVar("upstream_asked", default=None)
 
 # sovereign's codes for "no backend can answer now"; its other 502s are real failures.
 _AWAY_CODES = frozenset({"upstream_unreachable", "upstream_disconnected"})
@@ -132,6 +137,8 @@ async def _stream_once(
                 "POST", "/chat/completions", json=body, timeout=timeout
             ) as response:
                 answered = True
+                if (asked := ASKED.get()) is not None:
+                    asked()
                 if response.status_code >= 400:
                     raise _status_failure(response.status_code, await response.aread())
                 first = True

@@ -3,8 +3,9 @@ input items and input token counts."""
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -141,7 +142,7 @@ async def create_response(
     lease = settings.run_lease_seconds
     context = settings.responses_context_tokens
     idle = settings.code_interpreter_idle_seconds
-    saving: asyncio.Future[None] | None = None
+    save: Callable[[], Awaitable[None]] | None = None
     if row.background:
         async with db.write() as session:
             history = await _history(session, body)
@@ -163,9 +164,7 @@ async def create_response(
                 await _built_in_tools(session, row, history + inputs, idle)
         if saved:
             _take(row, worker.worker, lease, streamed=bool(body.stream))
-            # Written while the upstream is asked: the model's first token takes longer
-            # than a commit, so the write costs the answer nothing.
-            saving = asyncio.ensure_future(_save(db, row, inputs))
+            save = partial(_save, db, row, inputs)
     if row.background and not body.stream:
         worker.executor.wake()
         return json_response(response_object(row))
@@ -173,7 +172,7 @@ async def create_response(
     execution = worker.prepare(
         row, None if row.background else build_body(row, messages), store=saved
     )
-    execution.saving = saving
+    saving = execution.save_when_asked(save) if save is not None else None
     if body.stream:
         sub = worker.bus.subscribe(row.id)
         prelude = [execution.event("response.created", response=execution.snapshot())]
