@@ -52,10 +52,13 @@ WATCH_MARKERS = """() => {
 
 
 def make_store(page: Any, name: str) -> str:
+    """Create a store on the page and wait until it is the one shown (an earlier test's
+    store is already selected, so a vs_ value alone proves nothing)."""
     page.get_by_label("New vector store name").fill(name)
     page.get_by_role("button", name="Create vector store").click()
+    expect(page.locator("#files-status")).to_have_text(f"Created vector store {name}.")
     store = page.get_by_label("Vector store", exact=True)
-    expect(store).to_have_value(re.compile(r"^vs_"))
+    expect(store.locator("option:checked")).to_have_text(name)
     return store.input_value()
 
 
