@@ -53,7 +53,29 @@ def bundled_embedder(n_threads: int) -> Embedder:
     return Embedder(bundle.model_path(), TOKENIZER, n_threads=n_threads, sha256=bundle.SHA256)
 
 
-class Embedder:
+class OnItsWorker:
+    """An embedder whose model is loaded and used only on its own worker thread: a
+    subclass gives ``worker``, ``_load`` and ``_embed``."""
+
+    worker: ModelWorker
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _embed(self, texts: list[str]) -> Embeddings:
+        raise NotImplementedError
+
+    async def load_and_warm_up(self) -> float:
+        started = time.perf_counter()
+        await self.worker.call(self._load)
+        await self.worker.call(self._embed, ["warm-up"])
+        return time.perf_counter() - started
+
+    async def embed(self, texts: list[str]) -> Embeddings:
+        return await self.worker.call(self._embed, texts)
+
+
+class Embedder(OnItsWorker):
     model_id = EMBEDDING_MODEL_ID
     dimensions = DIMENSIONS
 
@@ -92,15 +114,6 @@ class Embedder:
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.cls, self.sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
         self.tokenizer = tokenizer
-
-    async def load_and_warm_up(self) -> float:
-        started = time.perf_counter()
-        await self.worker.call(self._load)
-        await self.worker.call(self._embed, ["warm-up"])
-        return time.perf_counter() - started
-
-    async def embed(self, texts: list[str]) -> Embeddings:
-        return await self.worker.call(self._embed, texts)
 
     def _windows(self, ids: list[int]) -> list[list[int]]:
         size = WINDOW - 2

@@ -7,11 +7,15 @@ a long text counts and nothing is cut. The table is made by ``embedded/distill.p
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-from services.sovereign.embedded.embedder import TOKENIZER, EmbedderError, Embeddings
+from services.sovereign.embedded.embedder import (
+    TOKENIZER,
+    EmbedderError,
+    Embeddings,
+    OnItsWorker,
+)
 from services.sovereign.embedded.worker import ModelWorker
 
 __all__ = ["STATIC_DIMENSIONS", "STATIC_MODEL_ID", "STATIC_TABLE", "StaticEmbedder"]
@@ -21,7 +25,7 @@ STATIC_DIMENSIONS = 256
 STATIC_TABLE = Path(__file__).parent / "assets" / f"{STATIC_MODEL_ID}.npz"
 
 
-class StaticEmbedder:
+class StaticEmbedder(OnItsWorker):
     model_id = STATIC_MODEL_ID
     dimensions = STATIC_DIMENSIONS
 
@@ -53,15 +57,6 @@ class StaticEmbedder:
         # Dequantised once: 31 MB of float32 makes each text a gather and a sum.
         self.table = vectors.astype(np.float32) * scales[:, None]
         self.tokenizer = tokenizer
-
-    async def load_and_warm_up(self) -> float:
-        started = time.perf_counter()
-        await self.worker.call(self._load)
-        await self.worker.call(self._embed, ["warm-up"])
-        return time.perf_counter() - started
-
-    async def embed(self, texts: list[str]) -> Embeddings:
-        return await self.worker.call(self._embed, texts)
 
     def _embed(self, texts: list[str]) -> Embeddings:
         import numpy as np
